@@ -1,0 +1,194 @@
+"""``SearchConfig``: everything one architecture search consumes, validated on construction.
+
+Every axis of the study is a field (ARCHITECTURE.md); a config travels as a flat dict (Ray Tune's
+``param_space`` and every Parquet row) and is rebuilt with ``SearchConfig.from_dict``. Any unknown
+key, wrong type or impossible value raises ``ValueError`` naming the field and what is allowed.
+
+Defaults are the reference DARTS-V1 protocol on NAS-Bench-201 (protocol.md): w with SGD lr 0.025,
+momentum 0.9, nesterov, weight decay 5e-4, cosine to 0.001, batch 64, 50 epochs, clip 5; α with
+Adam lr 3e-4, betas (0.5, 0.999), weight decay 1e-3 (coupled L2). Single-DARTS uses w lr 0.005.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+SPACES = ("nb201", "darts")
+DATASETS = ("cifar10", "cifar100", "imagenet16-120", "digits", "synthetic")
+LEVELS = ("single", "bi")
+ARCH_DATA = ("split", "same")
+ORDERS = ("first", "second")
+ACTIVATIONS = ("softmax", "sigmoid", "sigmoid*")
+OPTIMIZERS = ("sgd", "adam")
+STEMS = ("cifar", "imagenet")
+DEFAULT_DEPTH = {"nb201": 5, "darts": 8}  # nb201: cells per stage; darts: cells in all
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "space": SPACES,
+    "dataset": DATASETS,
+    "level": LEVELS,
+    "arch_data": ARCH_DATA,
+    "order": ORDERS,
+    "activation": ACTIVATIONS,
+    "w_optimizer": OPTIMIZERS,
+    "arch_optimizer": OPTIMIZERS,
+    "stem": STEMS,
+}
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One search. Units: learning rates per step, epochs, images, steps; α values unitless.
+
+    Fields by group:
+      space / dataset / data_dir / benchmark_dir — what is searched, on which data; ``data_dir``
+        holds the raw dataset files (unused by ``digits`` and ``synthetic``); ``benchmark_dir``
+        is the NATS-Bench ``NATS-tss-v1_0-3ffb9-simple`` folder ("" = look in $TORCH_HOME, else
+        use the shipped test-accuracy table).
+      level / arch_data / order — the update strategy. ``single``: w and α step together on one
+        batch. ``bi``: w on a training batch, then α on an arch batch from the held-out split
+        (``split``, classic DARTS) or from the training pool (``same``: a different batch);
+        ``order`` ``second`` is unrolled DARTS. ``arch_data`` and ``order`` must keep their
+        defaults for ``single``, so each search has one spelling.
+      activation / alpha_init / alpha_init_std — α activation; ``alpha_init`` None = 0, or
+        logit(1/|ops|) for ``sigmoid*``.
+      w_* / arch_* — optimizer name, lr, momentum (SGD), betas (Adam), weight decay (coupled L2);
+        w lr follows a per-epoch cosine from ``w_lr`` to ``w_lr_min``; ``grad_clip`` bounds the
+        global norm of the w gradient (0 = off).
+      epochs / batch_size / seed / steps_per_epoch — ``steps_per_epoch`` 0 = one pass over the
+        training pool (ceil(pool / batch)); >0 caps it, for quick runs.
+      channels / depth / stem — supernet size: C; NB201 cells per stage (5) or DARTS cells in
+        all (8), None = the space default; DARTS stem.
+      probe_every — the gradient-correlation probe samples one step in every ``probe_every``
+        (0 = off). ``unroll_r`` — finite-difference radius of second-order DARTS.
+    """
+
+    space: str = "nb201"
+    dataset: str = "digits"
+    data_dir: str = ""
+    benchmark_dir: str = ""
+    level: str = "single"
+    arch_data: str = "split"
+    order: str = "first"
+    activation: str = "softmax"
+    alpha_init: float | None = None
+    alpha_init_std: float = 1e-3
+    w_optimizer: str = "sgd"
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_nesterov: bool = True
+    w_beta1: float = 0.9
+    w_beta2: float = 0.999
+    w_weight_decay: float = 5e-4
+    arch_optimizer: str = "adam"
+    arch_lr: float = 3e-4
+    arch_momentum: float = 0.9
+    arch_beta1: float = 0.5
+    arch_beta2: float = 0.999
+    arch_weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+    epochs: int = 50
+    batch_size: int = 64
+    seed: int = 0
+    steps_per_epoch: int = 0
+    channels: int = 16
+    depth: int | None = None
+    stem: str = "cifar"
+    probe_every: int = 10
+    unroll_r: float = 0.01
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
+        for name, allowed in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
+        self._check_values()
+        if self.depth is None:
+            object.__setattr__(self, "depth", DEFAULT_DEPTH[self.space])
+        if self.alpha_init is not None:
+            object.__setattr__(self, "alpha_init", float(self.alpha_init))
+
+    def _check_values(self) -> None:
+        positive = ("w_lr", "arch_lr", "epochs", "batch_size", "channels", "unroll_r")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
+        non_negative = (
+            "w_lr_min",
+            "w_momentum",
+            "arch_momentum",
+            "w_weight_decay",
+            "arch_weight_decay",
+            "grad_clip",
+            "seed",
+            "steps_per_epoch",
+            "probe_every",
+            "alpha_init_std",
+        )
+        for name in non_negative:
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
+        for name in ("w_beta1", "w_beta2", "arch_beta1", "arch_beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be in [0, 1)")
+        if self.w_momentum >= 1 or self.arch_momentum >= 1:
+            raise ValueError("w_momentum and arch_momentum must be < 1")
+        if self.w_lr_min > self.w_lr:
+            raise ValueError(f"w_lr_min={self.w_lr_min} must not exceed w_lr={self.w_lr}")
+        if self.depth is not None and self.depth < (1 if self.space == "nb201" else 3):
+            raise ValueError(f"depth={self.depth} is too small for space {self.space!r}")
+        if self.level == "single" and (self.arch_data, self.order) != ("split", "first"):
+            raise ValueError(
+                "arch_data and order only apply to level='bi'; for level='single' leave them at "
+                f"'split' and 'first' (got arch_data={self.arch_data!r}, order={self.order!r})"
+            )
+        if self.stem == "imagenet" and self.space != "darts":
+            raise ValueError("stem='imagenet' exists only for space='darts'")
+        if self.alpha_init is not None and not math.isfinite(self.alpha_init):
+            raise ValueError(f"alpha_init={self.alpha_init!r} must be finite")
+
+    # ------------------------------------------------------------------ flat dict round trip
+    def to_dict(self) -> dict[str, Any]:
+        """Flat dict of every field (what Ray Tune and Parquet carry)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SearchConfig:
+        """Build from a flat dict; unknown keys raise ``ValueError`` listing the valid ones."""
+        known = cls.field_names()
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown SearchConfig field(s) {unknown}; valid fields: {list(known)}"
+            )
+        return cls(**values)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def replace(self, **changes: Any) -> SearchConfig:
+        """A copy with ``changes`` applied and validated (unknown names raise)."""
+        return SearchConfig.from_dict({**self.to_dict(), **changes})
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (float, int),
+    "bool": (bool,),
+    "float | None": (float, int, type(None)),
+    "int | None": (int, type(None)),
+}
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> None:
+    allowed = _TYPES[str(annotation)]
+    wrong_bool = isinstance(value, bool) and bool not in allowed
+    if wrong_bool or not isinstance(value, allowed):
+        raise ValueError(f"{name}={value!r} has type {type(value).__name__}; expected {annotation}")
