@@ -1,0 +1,524 @@
+"""Dataset readers: files on disk -> CPU uint8 image tensors with the official search splits.
+
+Every reader returns a :class:`SearchDataset` with two halves:
+
+* ``train``: the pool the supernet weights train on (and α's pool for ``arch_data='same'`` and for
+  single-level search);
+* ``held_out``: the α batches of classic bi-level DARTS (``arch_data='split'``) and the supernet
+  validation accuracy for every level.
+
+Which images go where follows the NAS-Bench-201 reference (``DARTS-V1`` in xautodl), using the
+official split files shipped in ``trainables/splits/``. Images stay uint8 (N, 3, H, W) on the CPU;
+:mod:`trainables.batching` moves them to a device once and augments there.
+
+The raw files are Python pickles (the format the datasets are distributed in). Unpickling runs code
+chosen by whoever wrote the file, so only point ``data_dir`` at files from a trusted source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DATASET_NAMES",
+    "DatasetNotFoundError",
+    "ImageSplit",
+    "SearchDataset",
+    "load_cifar10",
+    "load_cifar100",
+    "load_dataset",
+    "load_digits",
+    "load_imagenet16_120",
+    "load_split_file",
+    "load_synthetic",
+    "official_splits_dir",
+]
+
+CIFAR_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
+CIFAR_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
+IMAGENET16_MEAN = (122.68 / 255, 116.66 / 255, 104.01 / 255)
+IMAGENET16_STD = (63.22 / 255, 61.26 / 255, 65.09 / 255)
+IMAGENET16_NUM_CLASSES = 120
+
+CIFAR10_SPLIT_FILE = "cifar-split.txt"
+CIFAR100_SPLIT_FILE = "cifar100-test-split.txt"
+IMAGENET16_SPLIT_FILE = "imagenet-16-120-test-split.txt"
+
+CIFAR10_HINT = (
+    'download the "CIFAR-10 python version" tarball (cifar-10-python.tar.gz) from '
+    "https://www.cs.toronto.edu/~kriz/cifar.html and extract it into DATA_DIR, so that "
+    "DATA_DIR/cifar-10-batches-py/data_batch_1 exists"
+)
+CIFAR100_HINT = (
+    'download the "CIFAR-100 python version" tarball (cifar-100-python.tar.gz) from '
+    "https://www.cs.toronto.edu/~kriz/cifar.html and extract it into DATA_DIR, so that "
+    "DATA_DIR/cifar-100-python/train exists"
+)
+IMAGENET16_HINT = (
+    "download the ImageNet16 downsampled files used by NAS-Bench-201 (train_data_batch_1..10 and "
+    "val_data, 16x16 pixels) and place them in DATA_DIR/ImageNet16/"
+)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset folder or file is missing; the message names the path and what to download."""
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    """A set of images with labels, kept on the CPU as uint8 to save memory (1 byte per pixel).
+
+    Attributes:
+        images: uint8, shape (N, 3, H, W), contiguous, pixel values 0..255.
+        labels: int64, shape (N,), class indices in [0, num_classes).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        images, labels = self.images, self.labels
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(
+                f"ImageSplit.images must be uint8 of shape (N, 3, H, W); got {images.dtype} "
+                f"{tuple(images.shape)}"
+            )
+        if labels.dtype != torch.int64 or labels.shape != (images.shape[0],):
+            raise ValueError(
+                f"ImageSplit.labels must be int64 of shape ({images.shape[0]},) to match the "
+                f"images; got {labels.dtype} {tuple(labels.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass(frozen=True)
+class SearchDataset:
+    """Both halves of a search dataset plus what augmentation needs to know about them.
+
+    Attributes:
+        name: registry name (one of :data:`DATASET_NAMES`).
+        train: the pool the weights train on (also α's pool for ``arch_data='same'`` and
+            single-level search).
+        held_out: α batches for bi-level ``'split'``; supernet validation accuracy for every level.
+        num_classes: number of classes; labels lie in [0, num_classes).
+        mean, std: per-channel statistics in [0, 1] pixel units (pixel / 255), for normalising.
+        crop_padding: zero padding in pixels for the random crop (4 at 32x32, 2 at 16x16).
+    """
+
+    name: str
+    train: ImageSplit
+    held_out: ImageSplit
+    num_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    crop_padding: int
+
+    def __post_init__(self) -> None:
+        for half_name, half in (("train", self.train), ("held_out", self.held_out)):
+            labels = half.labels
+            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise ValueError(
+                    f"{self.name}: {half_name} labels must lie in [0, {self.num_classes}); got "
+                    f"[{int(labels.min())}, {int(labels.max())}]"
+                )
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"{self.name}: std must be positive per channel; got {self.std}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Official split files
+# ---------------------------------------------------------------------------------------------
+
+
+def official_splits_dir() -> Path:
+    """The folder of the official NAS-Bench-201 split files shipped as package data."""
+    return Path(__file__).resolve().parent / "splits"
+
+
+def load_split_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a split file in the official format ``{"name": ["int", ["0", "5", ...]]}``.
+
+    Returns each named split as an int64 CPU tensor of indices, in file order.
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"split file {path} is not valid JSON ({err}); restore it") from err
+    if not isinstance(raw, dict):
+        raise ValueError(f"split file {path} must hold a JSON object of named splits")
+    return {name: _parse_split_entry(path, name, entry) for name, entry in raw.items()}
+
+
+def _parse_split_entry(path: Path, name: str, entry: Any) -> torch.Tensor:
+    """Turn one ``["int", ["0", "5", ...]]`` entry into an int64 tensor."""
+    if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list)):
+        raise ValueError(f'split file {path}: entry "{name}" must be ["int", [indices...]]')
+    try:
+        return torch.tensor([int(i) for i in entry[1]], dtype=torch.int64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f'split file {path}: entry "{name}" holds a non-integer index') from err
+
+
+def _split_indices(path: Path, name: str, num_images: int) -> torch.Tensor:
+    """Indices of split ``name`` from ``path``, checked to lie in [0, num_images)."""
+    splits = load_split_file(path)
+    if name not in splits:
+        raise ValueError(f'split file {path} has no split "{name}"; it holds {sorted(splits)}')
+    idx = splits[name]
+    if idx.numel() and (idx.min() < 0 or idx.max() >= num_images):
+        raise ValueError(
+            f'split "{name}" of {path} indexes image {int(idx.max())} (min {int(idx.min())}) but '
+            f"only {num_images} images were read; the data files look truncated or are the "
+            "wrong dataset: re-download them"
+        )
+    return idx
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw pickle files
+# ---------------------------------------------------------------------------------------------
+
+
+def _require_files(paths: Sequence[Path], hint: str) -> None:
+    """Raise DatasetNotFoundError for the first missing folder or file, before anything is read."""
+    for path in paths:
+        if not path.parent.is_dir():
+            raise DatasetNotFoundError(f"dataset folder {path.parent} does not exist: {hint}")
+        if not path.is_file():
+            raise DatasetNotFoundError(f"dataset file {path} does not exist: {hint}")
+
+
+def _require_data_dir(data_dir: str | os.PathLike[str] | None, name: str, hint: str) -> Path:
+    """``data_dir`` as a Path, or DatasetNotFoundError if it is None or not a folder."""
+    if data_dir is None:
+        raise DatasetNotFoundError(
+            f"dataset {name!r} needs data_dir (the folder that holds its files); {hint}"
+        )
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise DatasetNotFoundError(f"data_dir {path} does not exist; {hint}")
+    return path
+
+
+def _unpickle(path: Path) -> dict[Any, Any]:
+    """Load one raw pickle (latin-1, as the Python 2 originals need) into a dict."""
+    try:
+        with path.open("rb") as f:
+            obj = pickle.load(f, encoding="latin1")
+    except MemoryError:
+        raise
+    except Exception as err:  # any unpickling failure means a corrupt or foreign file
+        raise ValueError(
+            f"cannot read {path}: {err!r}; the file is corrupt, re-download it"
+        ) from err
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} holds a {type(obj).__name__}, expected a dict; re-download it")
+    return obj
+
+
+def _field(entry: dict[Any, Any], key: str, path: Path) -> Any:
+    """``entry[key]`` whether the pickle stored the key as str or as bytes."""
+    for candidate in (key, key.encode("latin1")):
+        if candidate in entry:
+            return entry[candidate]
+    raise ValueError(f"{path} has no {key!r} entry (keys: {sorted(map(str, entry))})")
+
+
+def _read_batch(path: Path, label_key: str, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read one pickle batch: uint8 images (N, 3, side, side) and int64 labels (N,)."""
+    entry = _unpickle(path)
+    data = np.asarray(_field(entry, "data", path))
+    labels = np.asarray(_field(entry, label_key, path))
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * side * side:
+        raise ValueError(
+            f"{path}: 'data' must be uint8 of shape (N, {3 * side * side}); got {data.dtype} "
+            f"{data.shape}; the file is corrupt or from another dataset"
+        )
+    if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"{path}: {label_key!r} must be {data.shape[0]} integers; got {labels.dtype} "
+            f"{labels.shape}"
+        )
+    return data.reshape(-1, 3, side, side), labels.astype(np.int64)
+
+
+def _make_split(images: np.ndarray, labels: np.ndarray, idx: torch.Tensor | None) -> ImageSplit:
+    """Select ``idx`` (all images when None) into a contiguous CPU ImageSplit."""
+    img_t, lab_t = torch.from_numpy(images), torch.from_numpy(labels)
+    if idx is not None:
+        img_t, lab_t = img_t[idx], lab_t[idx]
+    return ImageSplit(img_t.contiguous(), lab_t.contiguous())
+
+
+def _splits_dir(splits_dir: str | os.PathLike[str] | None) -> Path:
+    return official_splits_dir() if splits_dir is None else Path(splits_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-dataset loaders
+# ---------------------------------------------------------------------------------------------
+
+
+def load_cifar10(
+    data_dir: str | os.PathLike[str] | None, splits_dir: str | os.PathLike[str] | None = None
+) -> SearchDataset:
+    """CIFAR-10 ``cifar10-valid``: the 50k train images split 25k/25k by ``cifar-split.txt``.
+
+    train = split ``train``, held_out = split ``valid``; both index the train images in the order of
+    ``data_batch_1..5``. ``splits_dir`` overrides the folder holding ``cifar-split.txt`` (tests).
+    """
+    root = _require_data_dir(data_dir, "cifar10", CIFAR10_HINT)
+    split_file = _splits_dir(splits_dir) / CIFAR10_SPLIT_FILE
+    batches = [root / "cifar-10-batches-py" / f"data_batch_{i}" for i in range(1, 6)]
+    _require_files(batches, CIFAR10_HINT)
+    _require_files([split_file], "restore the official split files in trainables/splits/")
+    parts = [_read_batch(p, "labels", 32) for p in batches]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return SearchDataset(
+        name="cifar10",
+        train=_make_split(images, labels, _split_indices(split_file, "train", len(images))),
+        held_out=_make_split(images, labels, _split_indices(split_file, "valid", len(images))),
+        num_classes=10,
+        mean=CIFAR_MEAN,
+        std=CIFAR_STD,
+        crop_padding=4,
+    )
+
+
+def load_cifar100(
+    data_dir: str | os.PathLike[str] | None, splits_dir: str | os.PathLike[str] | None = None
+) -> SearchDataset:
+    """CIFAR-100: train = all 50k train images; held_out = the 5k ``xvalid`` half of the test set.
+
+    The reference normalises CIFAR-100 with the CIFAR-10 mean/std, so we do too.
+    ``splits_dir`` overrides the folder holding ``cifar100-test-split.txt`` (tests).
+    """
+    root = _require_data_dir(data_dir, "cifar100", CIFAR100_HINT)
+    split_file = _splits_dir(splits_dir) / CIFAR100_SPLIT_FILE
+    train_path = root / "cifar-100-python" / "train"
+    test_path = root / "cifar-100-python" / "test"
+    _require_files([train_path, test_path], CIFAR100_HINT)
+    _require_files([split_file], "restore the official split files in trainables/splits/")
+    train_images, train_labels = _read_batch(train_path, "fine_labels", 32)
+    test_images, test_labels = _read_batch(test_path, "fine_labels", 32)
+    xvalid = _split_indices(split_file, "xvalid", len(test_images))
+    return SearchDataset(
+        name="cifar100",
+        train=_make_split(train_images, train_labels, None),
+        held_out=_make_split(test_images, test_labels, xvalid),
+        num_classes=100,
+        mean=CIFAR_MEAN,
+        std=CIFAR_STD,
+        crop_padding=4,
+    )
+
+
+def _read_imagenet16(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One ImageNet16 batch restricted to the first 120 classes, labels shifted to 0-based."""
+    images, labels = _read_batch(path, "labels", 16)
+    keep = labels <= IMAGENET16_NUM_CLASSES
+    return images[keep], labels[keep] - 1
+
+
+def load_imagenet16_120(
+    data_dir: str | os.PathLike[str] | None, splits_dir: str | os.PathLike[str] | None = None
+) -> SearchDataset:
+    """ImageNet16-120: 16x16 images of the first 120 classes (1-based labels <= 120, minus 1).
+
+    train = every kept train image (151,700 with the real files, in batch order 1..10);
+    held_out = the 3k ``xvalid`` half of the 6k kept val images. Each train batch is filtered as it
+    is read, so peak memory stays near one raw batch plus the kept images.
+    ``splits_dir`` overrides the folder holding ``imagenet-16-120-test-split.txt`` (tests).
+    """
+    root = _require_data_dir(data_dir, "imagenet16-120", IMAGENET16_HINT)
+    split_file = _splits_dir(splits_dir) / IMAGENET16_SPLIT_FILE
+    train_paths = [root / "ImageNet16" / f"train_data_batch_{i}" for i in range(1, 11)]
+    val_path = root / "ImageNet16" / "val_data"
+    _require_files([*train_paths, val_path], IMAGENET16_HINT)
+    _require_files([split_file], "restore the official split files in trainables/splits/")
+    parts = [_read_imagenet16(p) for p in train_paths]
+    val_images, val_labels = _read_imagenet16(val_path)
+    xvalid = _split_indices(split_file, "xvalid", len(val_images))
+    return SearchDataset(
+        name="imagenet16-120",
+        train=_make_split(
+            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), None
+        ),
+        held_out=_make_split(val_images, val_labels, xvalid),
+        num_classes=IMAGENET16_NUM_CLASSES,
+        mean=IMAGENET16_MEAN,
+        std=IMAGENET16_STD,
+        crop_padding=2,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline datasets: real handwritten digits from scikit-learn, and synthetic images for tests
+# ---------------------------------------------------------------------------------------------
+
+
+def _stratified_halves(
+    labels: torch.Tensor, num_classes: int, seed: int
+) -> tuple[torch.Tensor, ...]:
+    """Split indices into two halves holding every class (train gets the extra one if odd).
+
+    A torch.Generator seeded ``seed`` permutes all indices once; each class's members, in that
+    order, go first to train (ceil(n/2)) then to held_out. Both halves are returned sorted, so the
+    images keep the source order.
+    """
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    train_parts, held_parts = [], []
+    for c in range(num_classes):
+        members = perm[labels[perm] == c]
+        n_train = (len(members) + 1) // 2
+        train_parts.append(members[:n_train])
+        held_parts.append(members[n_train:])
+    return torch.cat(train_parts).sort().values, torch.cat(held_parts).sort().values
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and population std of uint8 images, in [0, 1] pixel units."""
+    x = images.to(torch.float64) / 255
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3), correction=0)
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def load_digits(
+    data_dir: str | os.PathLike[str] | None = None,
+    splits_dir: str | os.PathLike[str] | None = None,
+) -> SearchDataset:
+    """The offline real dataset: scikit-learn's 1,797 8x8 handwritten digits as 32x32 RGB.
+
+    Pixels 0..16 are scaled to 0..255, upsampled bilinearly (on the float image) to 32x32, rounded
+    and clamped to uint8, and replicated to 3 channels, so the CIFAR-sized supernets run unchanged.
+    The split is deterministic and stratified (seed 0; see :func:`_stratified_halves`): 901 train,
+    896 held_out, every class in both. mean/std are computed on the train half (all three channels
+    equal). No download: the data ships inside scikit-learn. ``data_dir`` and ``splits_dir`` are
+    accepted for a uniform loader signature and ignored.
+    """
+    from sklearn.datasets import load_digits as sklearn_load_digits
+
+    raw = sklearn_load_digits()
+    small = torch.as_tensor(raw.images, dtype=torch.float32).unsqueeze(1) * (255.0 / 16.0)
+    big = torch.nn.functional.interpolate(
+        small, size=(32, 32), mode="bilinear", align_corners=False
+    )
+    gray = big.round().clamp(0, 255).to(torch.uint8)
+    images = gray.expand(-1, 3, -1, -1).contiguous()
+    labels = torch.as_tensor(raw.target, dtype=torch.int64)
+    train_idx, held_idx = _stratified_halves(labels, 10, seed=0)
+    train = ImageSplit(images[train_idx].contiguous(), labels[train_idx].contiguous())
+    mean, std = _channel_stats(train.images)
+    return SearchDataset(
+        name="digits",
+        train=train,
+        held_out=ImageSplit(images[held_idx].contiguous(), labels[held_idx].contiguous()),
+        num_classes=10,
+        mean=(mean[0], mean[1], mean[2]),
+        std=(std[0], std[1], std[2]),
+        crop_padding=4,
+    )
+
+
+def _synthetic_prototypes(num_classes: int, side: int) -> torch.Tensor:
+    """One float image (3, side, side) per class, pixel units 0..255: a colour plus stripes.
+
+    Class c has a colour on a hue wheel (angle 2πc/num_classes) and sinusoidal stripes of amplitude
+    40 whose period (4..12 px) and orientation (horizontal for the first half of the classes,
+    vertical for the rest) depend on c. The colour survives crops and flips, so a tiny network
+    learns it in a few dozen steps.
+    """
+    c = torch.arange(num_classes, dtype=torch.float32)[:, None]
+    phase = 2 * torch.pi * torch.arange(3, dtype=torch.float32)[None, :] / 3
+    colour = 128 + 80 * torch.cos(2 * torch.pi * c / num_classes - phase)  # (classes, 3)
+    coord = torch.arange(side, dtype=torch.float32)
+    period = 4 + 2 * (torch.arange(num_classes) % 5).float()
+    wave = 40 * torch.sin(2 * torch.pi * coord[None, :] / period[:, None])  # (classes, side)
+    horizontal = (torch.arange(num_classes) < num_classes // 2)[:, None, None]
+    stripes = torch.where(
+        horizontal, wave[:, :, None].expand(-1, side, side), wave[:, None, :].expand(-1, side, side)
+    )
+    return colour[:, :, None, None] + stripes[:, None, :, :]
+
+
+def _synthetic_split(n: int, prototypes: torch.Tensor, generator: torch.Generator) -> ImageSplit:
+    """``n`` class-balanced images: prototype of the label plus Gaussian noise (std 20 px)."""
+    num_classes = prototypes.shape[0]
+    labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=generator)]
+    noise = 20 * torch.randn((n, *prototypes.shape[1:]), generator=generator)
+    images = (prototypes[labels] + noise).round().clamp(0, 255).to(torch.uint8)
+    return ImageSplit(images.contiguous(), labels.to(torch.int64))
+
+
+def load_synthetic(
+    data_dir: str | os.PathLike[str] | None = None,
+    splits_dir: str | os.PathLike[str] | None = None,
+) -> SearchDataset:
+    """Deterministic synthetic 32x32 RGB images for tests: 10 classes, 640 train / 320 held_out.
+
+    Drawn from a CPU generator seeded 0, so every call returns identical tensors. mean/std are the
+    nominal 0.5 / 0.25. ``data_dir`` and ``splits_dir`` are accepted for a uniform loader signature
+    and ignored.
+    """
+    generator = torch.Generator().manual_seed(0)
+    prototypes = _synthetic_prototypes(10, 32)
+    return SearchDataset(
+        name="synthetic",
+        train=_synthetic_split(640, prototypes, generator),
+        held_out=_synthetic_split(320, prototypes, generator),
+        num_classes=10,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        crop_padding=4,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------
+
+Loader = Callable[[str | os.PathLike[str] | None, str | os.PathLike[str] | None], SearchDataset]
+
+_LOADERS: dict[str, Loader] = {
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+    "imagenet16-120": load_imagenet16_120,
+    "digits": load_digits,
+    "synthetic": load_synthetic,
+}
+
+DATASET_NAMES: tuple[str, ...] = tuple(_LOADERS)
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    splits_dir: str | os.PathLike[str] | None = None,
+) -> SearchDataset:
+    """Load dataset ``name`` (one of :data:`DATASET_NAMES`) from ``data_dir`` onto the CPU.
+
+    ``data_dir`` is the folder holding the extracted raw files (ignored by ``digits`` and
+    ``synthetic``). ``splits_dir`` replaces the shipped official split files (for tests).
+    """
+    try:
+        loader = _LOADERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}"
+        ) from None
+    return loader(data_dir, splits_dir)
