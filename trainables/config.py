@@ -114,6 +114,10 @@ class SearchConfig:
             object.__setattr__(self, "alpha_init", float(self.alpha_init))
 
     def _check_values(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name}={value!r} must be a finite number")
         positive = ("w_lr", "arch_lr", "epochs", "batch_size", "channels", "unroll_r")
         for name in positive:
             if not getattr(self, name) > 0:
@@ -149,8 +153,6 @@ class SearchConfig:
             )
         if self.stem == "imagenet" and self.space != "darts":
             raise ValueError("stem='imagenet' exists only for space='darts'")
-        if self.alpha_init is not None and not math.isfinite(self.alpha_init):
-            raise ValueError(f"alpha_init={self.alpha_init!r} must be finite")
 
     # ------------------------------------------------------------------ flat dict round trip
     def to_dict(self) -> dict[str, Any]:

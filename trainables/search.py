@@ -125,7 +125,7 @@ class Search:
             R.TRAIN_SECONDS: train_seconds,
         }
         record[R.EPOCH_SECONDS] = time.perf_counter() - start
-        return record
+        return {name: record[name] for name in R.RECORD_FIELDS}
 
     @property
     def done(self) -> bool:

@@ -1,0 +1,16 @@
+"""Test-session settings shared by every test package."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests use tiny tensors, where torch's intra-op threads only wait on each other (and on a
+    shared 2-core machine a tiny step can take seconds instead of milliseconds): use one."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

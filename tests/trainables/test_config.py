@@ -1,0 +1,117 @@
+"""SearchConfig: validation of every field, flat-dict round trip, defaults."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from trainables.config import DEFAULT_DEPTH, SearchConfig
+
+# One invalid value per field (wrong type or impossible value), with the text the error must name.
+INVALID: dict[str, list[object]] = {
+    "space": ["nb301", 1],
+    "dataset": ["imagenet", None],
+    "data_dir": [3],
+    "benchmark_dir": [None],
+    "level": ["tri", "Single"],
+    "arch_data": ["other"],
+    "order": ["third"],
+    "activation": ["relu", "Softmax"],
+    "alpha_init": ["0", math.inf, math.nan],
+    "alpha_init_std": [-1.0, "x"],
+    "w_optimizer": ["adamw"],
+    "w_lr": [-0.1, 0.0, math.nan, math.inf, "0.1"],
+    "w_lr_min": [-1e-3],
+    "w_momentum": [-0.5, 1.0],
+    "w_nesterov": ["yes", 1],
+    "w_beta1": [1.0, -0.1],
+    "w_beta2": [1.5],
+    "w_weight_decay": [-1.0],
+    "arch_optimizer": ["rmsprop"],
+    "arch_lr": [0.0, -3e-4],
+    "arch_momentum": [2.0],
+    "arch_beta1": [1.0],
+    "arch_beta2": [-0.1],
+    "arch_weight_decay": [-1e-3],
+    "grad_clip": [-5.0, math.inf],
+    "epochs": [0, 1.5, True],
+    "batch_size": [0, -64, 64.0],
+    "seed": [-1, "0"],
+    "steps_per_epoch": [-1],
+    "channels": [0],
+    "depth": [0, 2.5],
+    "stem": ["resnet"],
+    "probe_every": [-1],
+    "unroll_r": [0.0],
+}
+
+
+def test_every_field_has_invalid_cases() -> None:
+    assert set(INVALID) == set(SearchConfig.field_names())
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [(n, v) for n, values in INVALID.items() for v in values]
+)
+def test_invalid_field_raises_naming_it(name: str, value: object) -> None:
+    with pytest.raises(ValueError, match=name):
+        SearchConfig.from_dict({name: value})
+
+
+@pytest.mark.parametrize("name", ["level", "activation", "dataset", "w_optimizer", "space"])
+def test_choice_errors_list_allowed_values(name: str) -> None:
+    with pytest.raises(ValueError) as err:
+        SearchConfig.from_dict({name: "bogus"})
+    allowed = {
+        "level": "'single', 'bi'",
+        "activation": "'softmax', 'sigmoid', 'sigmoid*'",
+        "dataset": "'cifar10', 'cifar100', 'imagenet16-120', 'digits', 'synthetic'",
+        "w_optimizer": "'sgd', 'adam'",
+        "space": "'nb201', 'darts'",
+    }[name]
+    assert allowed in str(err.value)
+
+
+def test_unknown_key_lists_valid_fields() -> None:
+    with pytest.raises(ValueError, match=r"unknown SearchConfig field.*'lr'.*valid fields.*w_lr"):
+        SearchConfig.from_dict({"lr": 0.1})
+
+
+def test_cross_field_rules() -> None:
+    with pytest.raises(ValueError, match="w_lr_min"):
+        SearchConfig(w_lr=0.001, w_lr_min=0.01)
+    with pytest.raises(ValueError, match="only apply to level='bi'"):
+        SearchConfig(level="single", arch_data="same")
+    with pytest.raises(ValueError, match="only apply to level='bi'"):
+        SearchConfig(level="single", order="second")
+    with pytest.raises(ValueError, match="stem='imagenet'"):
+        SearchConfig(space="nb201", stem="imagenet")
+    with pytest.raises(ValueError, match="depth"):
+        SearchConfig(space="darts", depth=2)
+    SearchConfig(level="bi", arch_data="same", order="second")  # valid for bi
+
+
+def test_round_trip_and_defaults() -> None:
+    config = SearchConfig(level="bi", activation="sigmoid*", seed=3, alpha_init=-1)
+    flat = config.to_dict()
+    assert set(flat) == set(SearchConfig.field_names())
+    assert SearchConfig.from_dict(flat) == config
+    assert flat["alpha_init"] == -1.0 and isinstance(flat["alpha_init"], float)
+    for space, depth in DEFAULT_DEPTH.items():
+        assert SearchConfig(space=space).depth == depth
+    assert SearchConfig(space="darts", depth=6).depth == 6
+
+
+def test_replace_validates() -> None:
+    config = SearchConfig()
+    assert config.replace(seed=4).seed == 4
+    with pytest.raises(ValueError, match="w_lr"):
+        config.replace(w_lr=-1.0)
+    with pytest.raises(ValueError, match="unknown"):
+        config.replace(nonsense=1)
+
+
+def test_frozen() -> None:
+    with pytest.raises(AttributeError):
+        SearchConfig().seed = 1  # type: ignore[misc]
