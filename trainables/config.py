@@ -15,14 +15,17 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-SPACES = ("nb201", "darts")
-DATASETS = ("cifar10", "cifar100", "imagenet16-120", "digits", "synthetic")
+from search_spaces import SPACES as SPACE_BUILDERS
+from search_spaces.activations import ACTIVATIONS
+from search_spaces.darts import STEMS
+from trainables.datasets import DATASET_NAMES
+
+SPACES = tuple(SPACE_BUILDERS)
+DATASETS = DATASET_NAMES
 LEVELS = ("single", "bi")
 ARCH_DATA = ("split", "same")
 ORDERS = ("first", "second")
-ACTIVATIONS = ("softmax", "sigmoid", "sigmoid*")
 OPTIMIZERS = ("sgd", "adam")
-STEMS = ("cifar", "imagenet")
 DEFAULT_DEPTH = {"nb201": 5, "darts": 8}  # nb201: cells per stage; darts: cells in all
 
 _CHOICES: dict[str, tuple[str, ...]] = {

@@ -18,8 +18,12 @@ from trainables.search import Search, run_search
 
 TINY = {"channels": 4, "batch_size": 16, "steps_per_epoch": 3, "epochs": 3, "probe_every": 2}
 TINY_DEPTH = {"nb201": 1, "darts": 3}
-STRATEGY_AXES = [("single", "split", "first"), ("bi", "split", "first"),
-                 ("bi", "same", "first"), ("bi", "split", "second")]
+STRATEGY_AXES = [
+    ("single", "split", "first"),
+    ("bi", "split", "first"),
+    ("bi", "same", "first"),
+    ("bi", "split", "second"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +31,31 @@ def synthetic():
     return load_dataset("synthetic")
 
 
-def tiny(space: str = "nb201", level: str = "single", arch_data: str = "split",
-         order: str = "first", **overrides: Any) -> SearchConfig:
-    return SearchConfig(space=space, dataset="synthetic", level=level, arch_data=arch_data,
-                        order=order, depth=TINY_DEPTH[space], **{**TINY, **overrides})
+def tiny(
+    space: str = "nb201",
+    level: str = "single",
+    arch_data: str = "split",
+    order: str = "first",
+    **overrides: Any,
+) -> SearchConfig:
+    return SearchConfig(
+        space=space,
+        dataset="synthetic",
+        level=level,
+        arch_data=arch_data,
+        order=order,
+        depth=TINY_DEPTH[space],
+        **{**TINY, **overrides},
+    )
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:
     """A record without wall-clock fields, NaN replaced so that equal records compare equal."""
-    return {k: ("nan" if isinstance(v, float) and math.isnan(v) else v)
-            for k, v in record.items() if k not in R.TIMING_FIELDS}
+    return {
+        k: ("nan" if isinstance(v, float) and math.isnan(v) else v)
+        for k, v in record.items()
+        if k not in R.TIMING_FIELDS
+    }
 
 
 @pytest.mark.parametrize(
@@ -151,9 +170,19 @@ def test_records_are_complete(synthetic) -> None:
         assert tuple(record) == R.RECORD_FIELDS
         assert record[R.STATUS] == R.STATUS_OK
         assert record[R.STEPS] == TINY["steps_per_epoch"]
-        for name in (R.TRAIN_LOSS, R.TRAIN_ACC, R.ARCH_LOSS, R.VALID_LOSS, R.VALID_ACC,
-                     R.GRAD_INNER, R.GRAD_COSINE, R.IMAGES_PER_SEC, R.TRAIN_SECONDS,
-                     R.EPOCH_SECONDS, R.W_LR):
+        for name in (
+            R.TRAIN_LOSS,
+            R.TRAIN_ACC,
+            R.ARCH_LOSS,
+            R.VALID_LOSS,
+            R.VALID_ACC,
+            R.GRAD_INNER,
+            R.GRAD_COSINE,
+            R.IMAGES_PER_SEC,
+            R.TRAIN_SECONDS,
+            R.EPOCH_SECONDS,
+            R.W_LR,
+        ):
             assert math.isfinite(record[name]), name
         assert 0 <= record[R.VALID_ACC] <= 100 and -1 <= record[R.GRAD_COSINE] <= 1 + 1e-6
         alpha = torch.tensor(record[R.ALPHA["normal"]])

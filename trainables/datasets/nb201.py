@@ -1,4 +1,4 @@
-"""Dataset readers: files on disk -> CPU uint8 image tensors with the official search splits.
+"""Readers of the NAS-Bench-201 datasets (CIFAR-10, CIFAR-100, ImageNet16-120) with the official splits.
 
 Every reader returns a :class:`SearchDataset` with two halves:
 
@@ -13,6 +13,7 @@ official split files shipped in ``trainables/splits/``. Images stay uint8 (N, 3,
 
 The raw files are Python pickles (the format the datasets are distributed in). Unpickling runs code
 chosen by whoever wrote the file, so only point ``data_dir`` at files from a trusted source.
+
 """
 
 from __future__ import annotations
@@ -20,28 +21,14 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = [
-    "DATASET_NAMES",
-    "DatasetNotFoundError",
-    "ImageSplit",
-    "SearchDataset",
-    "load_cifar10",
-    "load_cifar100",
-    "load_dataset",
-    "load_digits",
-    "load_imagenet16_120",
-    "load_split_file",
-    "load_synthetic",
-    "official_splits_dir",
-]
+from trainables.datasets.base import DatasetNotFoundError, ImageSplit, SearchDataset
 
 CIFAR_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
 CIFAR_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
@@ -69,73 +56,6 @@ IMAGENET16_HINT = (
 )
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset folder or file is missing; the message names the path and what to download."""
-
-
-@dataclass(frozen=True)
-class ImageSplit:
-    """A set of images with labels, kept on the CPU as uint8 to save memory (1 byte per pixel).
-
-    Attributes:
-        images: uint8, shape (N, 3, H, W), contiguous, pixel values 0..255.
-        labels: int64, shape (N,), class indices in [0, num_classes).
-    """
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __post_init__(self) -> None:
-        images, labels = self.images, self.labels
-        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(
-                f"ImageSplit.images must be uint8 of shape (N, 3, H, W); got {images.dtype} "
-                f"{tuple(images.shape)}"
-            )
-        if labels.dtype != torch.int64 or labels.shape != (images.shape[0],):
-            raise ValueError(
-                f"ImageSplit.labels must be int64 of shape ({images.shape[0]},) to match the "
-                f"images; got {labels.dtype} {tuple(labels.shape)}"
-            )
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-
-@dataclass(frozen=True)
-class SearchDataset:
-    """Both halves of a search dataset plus what augmentation needs to know about them.
-
-    Attributes:
-        name: registry name (one of :data:`DATASET_NAMES`).
-        train: the pool the weights train on (also α's pool for ``arch_data='same'`` and
-            single-level search).
-        held_out: α batches for bi-level ``'split'``; supernet validation accuracy for every level.
-        num_classes: number of classes; labels lie in [0, num_classes).
-        mean, std: per-channel statistics in [0, 1] pixel units (pixel / 255), for normalising.
-        crop_padding: zero padding in pixels for the random crop (4 at 32x32, 2 at 16x16).
-    """
-
-    name: str
-    train: ImageSplit
-    held_out: ImageSplit
-    num_classes: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    crop_padding: int
-
-    def __post_init__(self) -> None:
-        for half_name, half in (("train", self.train), ("held_out", self.held_out)):
-            labels = half.labels
-            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
-                raise ValueError(
-                    f"{self.name}: {half_name} labels must lie in [0, {self.num_classes}); got "
-                    f"[{int(labels.min())}, {int(labels.max())}]"
-                )
-        if any(s <= 0 for s in self.std):
-            raise ValueError(f"{self.name}: std must be positive per channel; got {self.std}")
-
-
 # ---------------------------------------------------------------------------------------------
 # Official split files
 # ---------------------------------------------------------------------------------------------
@@ -143,7 +63,7 @@ class SearchDataset:
 
 def official_splits_dir() -> Path:
     """The folder of the official NAS-Bench-201 split files shipped as package data."""
-    return Path(__file__).resolve().parent / "splits"
+    return Path(__file__).resolve().parents[1] / "splits"
 
 
 def load_split_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -367,158 +287,3 @@ def load_imagenet16_120(
 
 # ---------------------------------------------------------------------------------------------
 # Offline datasets: real handwritten digits from scikit-learn, and synthetic images for tests
-# ---------------------------------------------------------------------------------------------
-
-
-def _stratified_halves(
-    labels: torch.Tensor, num_classes: int, seed: int
-) -> tuple[torch.Tensor, ...]:
-    """Split indices into two halves holding every class (train gets the extra one if odd).
-
-    A torch.Generator seeded ``seed`` permutes all indices once; each class's members, in that
-    order, go first to train (ceil(n/2)) then to held_out. Both halves are returned sorted, so the
-    images keep the source order.
-    """
-    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    train_parts, held_parts = [], []
-    for c in range(num_classes):
-        members = perm[labels[perm] == c]
-        n_train = (len(members) + 1) // 2
-        train_parts.append(members[:n_train])
-        held_parts.append(members[n_train:])
-    return torch.cat(train_parts).sort().values, torch.cat(held_parts).sort().values
-
-
-def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and population std of uint8 images, in [0, 1] pixel units."""
-    x = images.to(torch.float64) / 255
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3), correction=0)
-    return tuple(mean.tolist()), tuple(std.tolist())
-
-
-def load_digits(
-    data_dir: str | os.PathLike[str] | None = None,
-    splits_dir: str | os.PathLike[str] | None = None,
-) -> SearchDataset:
-    """The offline real dataset: scikit-learn's 1,797 8x8 handwritten digits as 32x32 RGB.
-
-    Pixels 0..16 are scaled to 0..255, upsampled bilinearly (on the float image) to 32x32, rounded
-    and clamped to uint8, and replicated to 3 channels, so the CIFAR-sized supernets run unchanged.
-    The split is deterministic and stratified (seed 0; see :func:`_stratified_halves`): 901 train,
-    896 held_out, every class in both. mean/std are computed on the train half (all three channels
-    equal). No download: the data ships inside scikit-learn. ``data_dir`` and ``splits_dir`` are
-    accepted for a uniform loader signature and ignored.
-    """
-    from sklearn.datasets import load_digits as sklearn_load_digits
-
-    raw = sklearn_load_digits()
-    small = torch.as_tensor(raw.images, dtype=torch.float32).unsqueeze(1) * (255.0 / 16.0)
-    big = torch.nn.functional.interpolate(
-        small, size=(32, 32), mode="bilinear", align_corners=False
-    )
-    gray = big.round().clamp(0, 255).to(torch.uint8)
-    images = gray.expand(-1, 3, -1, -1).contiguous()
-    labels = torch.as_tensor(raw.target, dtype=torch.int64)
-    train_idx, held_idx = _stratified_halves(labels, 10, seed=0)
-    train = ImageSplit(images[train_idx].contiguous(), labels[train_idx].contiguous())
-    mean, std = _channel_stats(train.images)
-    return SearchDataset(
-        name="digits",
-        train=train,
-        held_out=ImageSplit(images[held_idx].contiguous(), labels[held_idx].contiguous()),
-        num_classes=10,
-        mean=(mean[0], mean[1], mean[2]),
-        std=(std[0], std[1], std[2]),
-        crop_padding=4,
-    )
-
-
-def _synthetic_prototypes(num_classes: int, side: int) -> torch.Tensor:
-    """One float image (3, side, side) per class, pixel units 0..255: a colour plus stripes.
-
-    Class c has a colour on a hue wheel (angle 2πc/num_classes) and sinusoidal stripes of amplitude
-    40 whose period (4..12 px) and orientation (horizontal for the first half of the classes,
-    vertical for the rest) depend on c. The colour survives crops and flips, so a tiny network
-    learns it in a few dozen steps.
-    """
-    c = torch.arange(num_classes, dtype=torch.float32)[:, None]
-    phase = 2 * torch.pi * torch.arange(3, dtype=torch.float32)[None, :] / 3
-    colour = 128 + 80 * torch.cos(2 * torch.pi * c / num_classes - phase)  # (classes, 3)
-    coord = torch.arange(side, dtype=torch.float32)
-    period = 4 + 2 * (torch.arange(num_classes) % 5).float()
-    wave = 40 * torch.sin(2 * torch.pi * coord[None, :] / period[:, None])  # (classes, side)
-    horizontal = (torch.arange(num_classes) < num_classes // 2)[:, None, None]
-    stripes = torch.where(
-        horizontal, wave[:, :, None].expand(-1, side, side), wave[:, None, :].expand(-1, side, side)
-    )
-    return colour[:, :, None, None] + stripes[:, None, :, :]
-
-
-def _synthetic_split(n: int, prototypes: torch.Tensor, generator: torch.Generator) -> ImageSplit:
-    """``n`` class-balanced images: prototype of the label plus Gaussian noise (std 20 px)."""
-    num_classes = prototypes.shape[0]
-    labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=generator)]
-    noise = 20 * torch.randn((n, *prototypes.shape[1:]), generator=generator)
-    images = (prototypes[labels] + noise).round().clamp(0, 255).to(torch.uint8)
-    return ImageSplit(images.contiguous(), labels.to(torch.int64))
-
-
-def load_synthetic(
-    data_dir: str | os.PathLike[str] | None = None,
-    splits_dir: str | os.PathLike[str] | None = None,
-) -> SearchDataset:
-    """Deterministic synthetic 32x32 RGB images for tests: 10 classes, 640 train / 320 held_out.
-
-    Drawn from a CPU generator seeded 0, so every call returns identical tensors. mean/std are the
-    nominal 0.5 / 0.25. ``data_dir`` and ``splits_dir`` are accepted for a uniform loader signature
-    and ignored.
-    """
-    generator = torch.Generator().manual_seed(0)
-    prototypes = _synthetic_prototypes(10, 32)
-    return SearchDataset(
-        name="synthetic",
-        train=_synthetic_split(640, prototypes, generator),
-        held_out=_synthetic_split(320, prototypes, generator),
-        num_classes=10,
-        mean=(0.5, 0.5, 0.5),
-        std=(0.25, 0.25, 0.25),
-        crop_padding=4,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Registry
-# ---------------------------------------------------------------------------------------------
-
-Loader = Callable[[str | os.PathLike[str] | None, str | os.PathLike[str] | None], SearchDataset]
-
-_LOADERS: dict[str, Loader] = {
-    "cifar10": load_cifar10,
-    "cifar100": load_cifar100,
-    "imagenet16-120": load_imagenet16_120,
-    "digits": load_digits,
-    "synthetic": load_synthetic,
-}
-
-DATASET_NAMES: tuple[str, ...] = tuple(_LOADERS)
-
-
-def load_dataset(
-    name: str,
-    data_dir: str | os.PathLike[str] | None = None,
-    *,
-    splits_dir: str | os.PathLike[str] | None = None,
-) -> SearchDataset:
-    """Load dataset ``name`` (one of :data:`DATASET_NAMES`) from ``data_dir`` onto the CPU.
-
-    ``data_dir`` is the folder holding the extracted raw files (ignored by ``digits`` and
-    ``synthetic``). ``splits_dir`` replaces the shipped official split files (for tests).
-    """
-    try:
-        loader = _LOADERS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}"
-        ) from None
-    return loader(data_dir, splits_dir)

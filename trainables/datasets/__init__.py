@@ -1,0 +1,80 @@
+"""Dataset readers: files on disk -> CPU uint8 image tensors with the official search splits.
+
+Every reader returns a :class:`SearchDataset` with two halves:
+
+* ``train``: the pool the supernet weights train on (and α's pool for ``arch_data='same'`` and for
+  single-level search);
+* ``held_out``: the α batches of classic bi-level DARTS (``arch_data='split'``) and the supernet
+  validation accuracy for every level.
+
+Which images go where follows the NAS-Bench-201 reference (``DARTS-V1`` in xautodl), using the
+official split files shipped in ``trainables/splits/``. Images stay uint8 (N, 3, H, W) on the CPU;
+:mod:`trainables.batching` moves them to a device once and augments there.
+
+The raw files are Python pickles (the format the datasets are distributed in). Unpickling runs code
+chosen by whoever wrote the file, so only point ``data_dir`` at files from a trusted source.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from trainables.datasets.base import DatasetNotFoundError, ImageSplit, SearchDataset
+from trainables.datasets.nb201 import (
+    load_cifar10,
+    load_cifar100,
+    load_imagenet16_120,
+    load_split_file,
+    official_splits_dir,
+)
+from trainables.datasets.offline import load_digits, load_synthetic
+
+__all__ = [
+    "DATASET_NAMES",
+    "DatasetNotFoundError",
+    "ImageSplit",
+    "SearchDataset",
+    "load_cifar10",
+    "load_cifar100",
+    "load_dataset",
+    "load_digits",
+    "load_imagenet16_120",
+    "load_split_file",
+    "load_synthetic",
+    "official_splits_dir",
+]
+
+# ---------------------------------------------------------------------------------------------
+
+Loader = Callable[[str | os.PathLike[str] | None, str | os.PathLike[str] | None], SearchDataset]
+
+_LOADERS: dict[str, Loader] = {
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+    "imagenet16-120": load_imagenet16_120,
+    "digits": load_digits,
+    "synthetic": load_synthetic,
+}
+
+DATASET_NAMES: tuple[str, ...] = tuple(_LOADERS)
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    splits_dir: str | os.PathLike[str] | None = None,
+) -> SearchDataset:
+    """Load dataset ``name`` (one of :data:`DATASET_NAMES`) from ``data_dir`` onto the CPU.
+
+    ``data_dir`` is the folder holding the extracted raw files (ignored by ``digits`` and
+    ``synthetic``). ``splits_dir`` replaces the shipped official split files (for tests).
+    """
+    try:
+        loader = _LOADERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}"
+        ) from None
+    return loader(data_dir, splits_dir)
