@@ -10,8 +10,11 @@
   ε = r / ‖∇w' L_a‖. Then the usual w step. The auxiliary passes run on copies of the BN
   buffers, so only real w steps move running statistics.
 
-Gradient clipping bounds the global norm of the w gradient only (reference). α gradients are
-left in ``.grad`` after each step, where the epoch loop reads them for the α-gradient probe.
+Gradient clipping bounds the global norm of the w gradient only. (The reference DARTS-V1 clips
+``network.parameters()``, which also holds α's stale gradient from the previous α step, since its
+w step zeroes only w's gradients; that α term is negligible next to 1.7M weight gradients, but it
+makes the reference's clip depend on the previous step. We leave α out.) α gradients are left
+in ``.grad`` after each step, where the epoch loop reads them for the α-gradient probe.
 """
 
 from __future__ import annotations
