@@ -11,8 +11,8 @@ Which images go where follows the NAS-Bench-201 reference (``DARTS-V1`` in xauto
 official split files shipped in ``trainables/splits/``. Images stay uint8 (N, 3, H, W) on the CPU;
 :mod:`trainables.batching` moves them to a device once and augments there.
 
-The raw files are Python pickles (the format the datasets are distributed in). Unpickling runs code
-chosen by whoever wrote the file, so only point ``data_dir`` at files from a trusted source.
+Readers: :mod:`trainables.datasets.nb201` (the benchmark's datasets, from their raw files) and
+:mod:`trainables.datasets.offline` (``digits``, ``synthetic``); ``load_dataset`` dispatches by name.
 """
 
 from __future__ import annotations

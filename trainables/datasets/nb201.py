@@ -1,19 +1,12 @@
-"""Readers of the NAS-Bench-201 datasets (CIFAR-10, CIFAR-100, ImageNet16-120) with the official splits.
+"""Readers of the NAS-Bench-201 datasets (CIFAR-10, CIFAR-100, ImageNet16-120), official splits.
 
-Every reader returns a :class:`SearchDataset` with two halves:
+Which images go to ``train`` and ``held_out`` follows the reference (``DARTS-V1`` in xautodl)
+with the split files shipped in ``trainables/splits/``: CIFAR-10 halves its train set
+(``cifar-split.txt``); CIFAR-100 and ImageNet16-120 train on their train set and hold out the
+``xvalid`` half of their test / val set. Each reader checks every file exists before reading any.
 
-* ``train``: the pool the supernet weights train on (and α's pool for ``arch_data='same'`` and for
-  single-level search);
-* ``held_out``: the α batches of classic bi-level DARTS (``arch_data='split'``) and the supernet
-  validation accuracy for every level.
-
-Which images go where follows the NAS-Bench-201 reference (``DARTS-V1`` in xautodl), using the
-official split files shipped in ``trainables/splits/``. Images stay uint8 (N, 3, H, W) on the CPU;
-:mod:`trainables.batching` moves them to a device once and augments there.
-
-The raw files are Python pickles (the format the datasets are distributed in). Unpickling runs code
-chosen by whoever wrote the file, so only point ``data_dir`` at files from a trusted source.
-
+The raw files are Python pickles (the format the datasets are distributed in). Unpickling runs
+code chosen by whoever wrote the file, so only point ``data_dir`` at files from a trusted source.
 """
 
 from __future__ import annotations
