@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from search_spaces.supernet import SuperNet
-from trainables.strategies import Batch
+from trainables.strategies import Batch, dot
 
 
 def _weight_grad(model: SuperNet, batch: Batch) -> list[torch.Tensor]:
@@ -40,9 +40,9 @@ def gradient_correlation(
     """(inner, cosine) of ∇w on the w batch and on the α batch (see module docstring)."""
     g_w = _weight_grad(model, w_batch)
     g_a = g_w if arch_batch is None else _weight_grad(model, arch_batch)
-    inner = sum((a * b).sum() for a, b in zip(g_w, g_a, strict=True))
-    norm_w = torch.sqrt(sum((a * a).sum() for a in g_w))
-    norm_a = norm_w if arch_batch is None else torch.sqrt(sum((b * b).sum() for b in g_a))
+    inner = dot(g_w, g_a)
+    norm_w = torch.sqrt(dot(g_w, g_w))
+    norm_a = norm_w if arch_batch is None else torch.sqrt(dot(g_a, g_a))
     return inner.detach(), (inner / (norm_w * norm_a).clamp_min(1e-30)).detach()
 
 

@@ -19,6 +19,7 @@ in ``.grad`` after each step, where the epoch loop reads them for the α-gradien
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +30,11 @@ from torch.func import functional_call
 from search_spaces.supernet import SuperNet
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (images float (B,3,H,W), labels int64 (B,))
+
+
+def dot(xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Inner product of two lists of tensors viewed as one flat vector each."""
+    return torch.stack([(x * y).sum() for x, y in zip(xs, ys, strict=True)]).sum()
 
 
 @dataclass
@@ -116,7 +122,7 @@ class BiLevelSecondOrder(Strategy):
         loss, correct = self._w_step(*w_batch)
         return StepResult(loss, correct, arch_loss)
 
-    def _loss(self, weights: list[torch.Tensor], batch: Batch) -> torch.Tensor:
+    def _loss(self, weights: Sequence[torch.Tensor], batch: Batch) -> torch.Tensor:
         """Loss with the given w (α as the model has it), on copies of the BN buffers."""
         names = self._weight_names()
         state: dict[str, torch.Tensor] = dict(zip(names, weights, strict=True))
@@ -144,7 +150,7 @@ class BiLevelSecondOrder(Strategy):
         arch_loss = self._loss(unrolled, arch_batch)
         out = torch.autograd.grad(arch_loss, self.alphas + unrolled)
         d_alpha, d_w = out[: len(self.alphas)], out[len(self.alphas) :]
-        norm = torch.sqrt(sum((g * g).sum() for g in d_w))
+        norm = torch.sqrt(dot(d_w, d_w))
         eps = self.unroll_r / norm.clamp_min(1e-12)
         with torch.no_grad():
             plus = [p + eps * g for p, g in zip(self.weights, d_w, strict=True)]
