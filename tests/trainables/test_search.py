@@ -218,3 +218,22 @@ def test_darts_records_have_reduce_alpha_and_no_benchmark() -> None:
     assert torch.tensor(record[R.ALPHA["reduce"]]).shape == (14, 8)
     assert record[R.GENOTYPE].startswith("Genotype(normal=[")
     assert all(math.isnan(record[name]) for name in R.BENCH.values())
+
+
+def test_default_offline_dataset_runs_a_search() -> None:
+    """The default config searches on the real digits shipped inside scikit-learn."""
+    config = SearchConfig(channels=4, depth=1, batch_size=32, steps_per_epoch=2, epochs=1)
+    assert config.dataset == "digits"
+    (record,) = run_search(config)
+    assert record[R.STATUS] == R.STATUS_OK and record[R.STEPS] == 2
+    assert math.isfinite(record[R.VALID_ACC]) and math.isfinite(record[R.BENCH["cifar10_test"]])
+
+
+def test_missing_dataset_folder_fails_before_any_work(tmp_path) -> None:
+    from trainables.datasets import DatasetNotFoundError
+
+    config = SearchConfig(dataset="cifar10", data_dir=str(tmp_path / "nowhere"), epochs=1)
+    checkpoints = tmp_path / "ckpt"
+    with pytest.raises(DatasetNotFoundError, match="nowhere"):
+        next(run_search(config, checkpoint_dir=checkpoints))
+    assert not checkpoints.exists()
