@@ -10,7 +10,7 @@ from torch import nn
 
 from search_spaces.activations import ACTIVATIONS
 from search_spaces.genotypes import NB201_EDGES, NB201_OPS, nb201_genotype, nb201_to_string
-from search_spaces.nb201 import NB201SearchCell, NB201SuperNet, ResNetBasicBlock
+from search_spaces.nb201 import NB201SearchCell, NB201SuperNet, ResNetBasicBlock, avg_pool_3x3
 
 
 def _numel(params: list[nn.Parameter]) -> int:
@@ -263,3 +263,26 @@ def test_tiny_forward_backward(activation: str, check_gradients) -> None:
     assert torch.isfinite(logits).all()
     F.cross_entropy(logits, torch.tensor([0, 3, 6])).backward()
     check_gradients(model, activation)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 2, 1, 1), (2, 2, 1, 5), (3, 4, 7, 2)])
+def test_avg_pool_3x3_equals_torch_pooling(shape: tuple[int, ...]) -> None:
+    x = torch.randn(*shape, dtype=torch.double, requires_grad=True)
+    ours = avg_pool_3x3(x)
+    ref = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    g = torch.randn_like(ref)
+    (g_ours,) = torch.autograd.grad(ours, x, g)
+    (g_ref,) = torch.autograd.grad(ref, x, g)
+    torch.testing.assert_close(g_ours, g_ref, rtol=0, atol=1e-12)
+
+
+def test_fused_batch_norm_tracks_batches_like_the_module() -> None:
+    model = NB201SuperNet(channels=4, depth=1)
+    model(torch.randn(2, 3, 8, 8))
+    model(torch.randn(2, 3, 8, 8))
+    cell_bns = [m for n, m in model.named_modules() if ".sources." in n and "bn" in n]
+    assert cell_bns and all(int(bn.num_batches_tracked) == 2 for bn in cell_bns)
+    model.eval()
+    model(torch.randn(2, 3, 8, 8))
+    assert all(int(bn.num_batches_tracked) == 2 for bn in cell_bns)
