@@ -14,3 +14,18 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One real local Ray cluster (2 CPUs) for the whole test session, started on first use."""
+    ray = pytest.importorskip("ray")
+    ray.init(
+        "local",
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=150 * 2**20,
+        log_to_driver=False,
+    )
+    yield ray
+    ray.shutdown()
