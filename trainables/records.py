@@ -1,6 +1,7 @@
 """Names of every field of an epoch record: the one place the metric columns are defined.
 
-A record is a flat dict (one Parquet row, together with the config's fields). Accuracies are in
+A record is a flat dict (one Parquet row, together with the config's fields, so no record
+field may share a name with a ``SearchConfig`` field). Accuracies are in
 percent, losses are mean cross-entropy per image, times in seconds. α fields are nested lists
 (edges × ops) in the op order of the space; ``*_reduce`` fields are None for NAS-Bench-201.
 """
@@ -15,7 +16,7 @@ STATUS_DIVERGED = "diverged"
 EPOCH = "epoch"  # 1-based: the record describes the state after this many epochs
 STATUS = "status"  # "ok" | "diverged"
 STEPS = "steps"
-W_LR = "w_lr"  # w learning rate used during the epoch
+W_LR = "epoch_w_lr"  # w learning rate used during the epoch (config w_lr is its start)
 TRAIN_LOSS = "train_loss"  # mean loss of the w batches (before each step's update)
 TRAIN_ACC = "train_acc"
 ARCH_LOSS = "arch_loss"  # mean loss of the α batches (bi-level; NaN for single-level)

@@ -9,7 +9,7 @@ reported again, with the same values (the search resumes bit-identically on CPU)
 
 Test-only fault injection: a config key ``FAIL_ONCE_AT_EPOCH`` = k makes a trial that started
 without a checkpoint raise after reporting epoch k; the restarted attempt (which has a checkpoint)
-runs on. It is stripped before the ``SearchConfig`` is built, so it never reaches a record.
+runs on. Like every key starting with ``_`` it is dropped before the ``SearchConfig`` is built.
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ from trainables.config import SearchConfig
 from trainables.search import Search
 
 FAIL_ONCE_AT_EPOCH = "_test_fail_once_at_epoch"
+
+
+def search_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """The SearchConfig part of a trial config: keys starting with ``_`` are study bookkeeping
+    (the grid index, test-only switches) and never reach a SearchConfig or a record."""
+    return {k: v for k, v in config.items() if not k.startswith("_")}
 
 
 class InjectedFault(RuntimeError):
@@ -47,9 +53,8 @@ def trial_threads() -> int:
 
 def search_trainable(config: dict[str, Any]) -> None:
     """Run the search described by ``config`` inside a Tune trial."""
-    values = dict(config)
-    fail_at = values.pop(FAIL_ONCE_AT_EPOCH, None)
-    search_config = SearchConfig.from_dict(values)
+    fail_at = config.get(FAIL_ONCE_AT_EPOCH)
+    search_config = SearchConfig.from_dict(search_fields(config))
     torch.set_num_threads(trial_threads())
     search = Search(search_config, trial_device())
     checkpoint = tune.get_checkpoint()

@@ -27,6 +27,7 @@ from trainables.datasets.nb201 import (
     load_imagenet16_120,
     load_split_file,
     official_splits_dir,
+    require_files,
 )
 from trainables.datasets.offline import load_digits, load_synthetic
 
@@ -35,6 +36,7 @@ __all__ = [
     "DatasetNotFoundError",
     "ImageSplit",
     "SearchDataset",
+    "check_dataset_files",
     "load_cifar10",
     "load_cifar100",
     "load_dataset",
@@ -78,3 +80,16 @@ def load_dataset(
             f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}"
         ) from None
     return loader(data_dir, splits_dir)
+
+
+def check_dataset_files(name: str, data_dir: str | os.PathLike[str] | None = None) -> None:
+    """Check, without reading them, that dataset ``name``'s raw files exist under ``data_dir``.
+
+    Raises ``DatasetNotFoundError`` naming the missing path and what to download, or
+    ``ValueError`` for an unknown name. ``digits`` and ``synthetic`` need no files.
+    """
+    if name not in _LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
+    if name not in ("digits", "synthetic"):
+        require_files(name, data_dir)
+

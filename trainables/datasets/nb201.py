@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,38 @@ def _require_data_dir(data_dir: str | os.PathLike[str] | None, name: str, hint: 
     return path
 
 
+def _cifar10_files(root: Path) -> list[Path]:
+    return [root / "cifar-10-batches-py" / f"data_batch_{i}" for i in range(1, 6)]
+
+
+def _cifar100_files(root: Path) -> list[Path]:
+    return [root / "cifar-100-python" / "train", root / "cifar-100-python" / "test"]
+
+
+def _imagenet16_files(root: Path) -> list[Path]:
+    folder = root / "ImageNet16"
+    return [*(folder / f"train_data_batch_{i}" for i in range(1, 11)), folder / "val_data"]
+
+
+_RAW_FILES: dict[str, tuple[Callable[[Path], list[Path]], str]] = {
+    "cifar10": (_cifar10_files, CIFAR10_HINT),
+    "cifar100": (_cifar100_files, CIFAR100_HINT),
+    "imagenet16-120": (_imagenet16_files, IMAGENET16_HINT),
+}
+
+
+def require_files(name: str, data_dir: str | os.PathLike[str] | None) -> Path:
+    """Check that every raw file of dataset ``name`` is under ``data_dir``, reading nothing.
+
+    Returns ``data_dir`` as a Path; raises DatasetNotFoundError naming the first missing folder or
+    file and what to download. Used by the loaders and, before any trial starts, by the study.
+    """
+    files, hint = _RAW_FILES[name]
+    root = _require_data_dir(data_dir, name, hint)
+    _require_files(files(root), hint)
+    return root
+
+
 def _unpickle(path: Path) -> dict[Any, Any]:
     """Load one raw pickle (latin-1, as the Python 2 originals need) into a dict."""
     try:
@@ -192,10 +224,9 @@ def load_cifar10(
     train = split ``train``, held_out = split ``valid``; both index the train images in the order of
     ``data_batch_1..5``. ``splits_dir`` overrides the folder holding ``cifar-split.txt`` (tests).
     """
-    root = _require_data_dir(data_dir, "cifar10", CIFAR10_HINT)
+    root = require_files("cifar10", data_dir)
     split_file = _splits_dir(splits_dir) / CIFAR10_SPLIT_FILE
-    batches = [root / "cifar-10-batches-py" / f"data_batch_{i}" for i in range(1, 6)]
-    _require_files(batches, CIFAR10_HINT)
+    batches = _cifar10_files(root)
     _require_files([split_file], "restore the official split files in trainables/splits/")
     parts = [_read_batch(p, "labels", 32) for p in batches]
     images = np.concatenate([p[0] for p in parts])
@@ -219,11 +250,9 @@ def load_cifar100(
     The reference normalises CIFAR-100 with the CIFAR-10 mean/std, so we do too.
     ``splits_dir`` overrides the folder holding ``cifar100-test-split.txt`` (tests).
     """
-    root = _require_data_dir(data_dir, "cifar100", CIFAR100_HINT)
+    root = require_files("cifar100", data_dir)
     split_file = _splits_dir(splits_dir) / CIFAR100_SPLIT_FILE
-    train_path = root / "cifar-100-python" / "train"
-    test_path = root / "cifar-100-python" / "test"
-    _require_files([train_path, test_path], CIFAR100_HINT)
+    train_path, test_path = _cifar100_files(root)
     _require_files([split_file], "restore the official split files in trainables/splits/")
     train_images, train_labels = _read_batch(train_path, "fine_labels", 32)
     test_images, test_labels = _read_batch(test_path, "fine_labels", 32)
@@ -256,11 +285,9 @@ def load_imagenet16_120(
     is read, so peak memory stays near one raw batch plus the kept images.
     ``splits_dir`` overrides the folder holding ``imagenet-16-120-test-split.txt`` (tests).
     """
-    root = _require_data_dir(data_dir, "imagenet16-120", IMAGENET16_HINT)
+    root = require_files("imagenet16-120", data_dir)
     split_file = _splits_dir(splits_dir) / IMAGENET16_SPLIT_FILE
-    train_paths = [root / "ImageNet16" / f"train_data_batch_{i}" for i in range(1, 11)]
-    val_path = root / "ImageNet16" / "val_data"
-    _require_files([*train_paths, val_path], IMAGENET16_HINT)
+    *train_paths, val_path = _imagenet16_files(root)
     _require_files([split_file], "restore the official split files in trainables/splits/")
     parts = [_read_imagenet16(p) for p in train_paths]
     val_images, val_labels = _read_imagenet16(val_path)
