@@ -1,0 +1,187 @@
+"""Read the study's results dataset: one row per trial × epoch, the last attempt winning.
+
+The dataset is written by ``study.results.ParquetResultsWriter``::
+
+    ROOT/experiment=<name>/part-*.parquet     (plus _metadata.json, ignored here)
+
+Ray Tune delivers results at least once: after a restart the epochs after a trial's last
+checkpoint are reported again, so the same (experiment, trial_id, epoch) may appear in several
+files. ``load_results`` keeps, for each of those keys, the row with the highest
+(attempt, reported_at).
+
+This module deliberately imports only pandas and pyarrow (no ray, torch or project packages), so
+results can be analysed anywhere. The filesystem is resolved in one place (``_filesystem``):
+a URI (``s3://bucket/prefix``, ``file:///...``) goes through ``pyarrow.fs.FileSystem.from_uri``,
+anything else is a local path.
+
+Dtypes (stable whatever the data holds): ``epoch`` and ``attempt`` int64 (a row with a null key
+is dropped with a warning); other integer columns nullable ``Int64``; booleans nullable
+``boolean``; floats float64; strings pandas' string dtype; ``reported_at`` datetime64[us, UTC];
+α list columns hold nested Python lists (object), None where missing.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+KEY_COLUMNS = ("experiment", "trial_id", "epoch")
+ORDER_COLUMNS = ("attempt", "reported_at")  # last attempt, then latest report, wins
+REQUIRED_COLUMNS = (*KEY_COLUMNS, *ORDER_COLUMNS)
+EXPERIMENT_PREFIX = "experiment="
+PART_PREFIX = "part-"
+PART_SUFFIX = ".parquet"
+
+
+def load_results(
+    root: str | os.PathLike,
+    *,
+    experiments: Sequence[str] | None = None,
+    final_only: bool = False,
+    on_bad_file: Literal["raise", "skip"] = "raise",
+) -> pd.DataFrame:
+    """All results under ``root`` as one DataFrame, one row per trial × epoch.
+
+    Rows are de-duplicated on (experiment, trial_id, epoch), keeping the highest
+    (attempt, reported_at), and sorted by experiment, trial_id, epoch. ``experiments`` restricts
+    the read to those experiment folders (a name with no folder raises ``FileNotFoundError``).
+    ``final_only`` keeps each trial's last epoch only.
+
+    A file that is not Parquet, lacks a key column, or holds rows of another experiment than its
+    folder names raises ``ValueError`` naming it; with ``on_bad_file="skip"`` it is skipped with a
+    warning naming it instead. A missing root, or a root without any part file, raises
+    ``FileNotFoundError`` naming it (so a wrong path never looks like an empty study).
+    """
+    if on_bad_file not in ("raise", "skip"):
+        raise ValueError(f"on_bad_file={on_bad_file!r}; choose 'raise' or 'skip'")
+    if isinstance(experiments, str):
+        experiments = [experiments]
+    fs, base = _filesystem(root)
+    files = _part_files(fs, base, root, experiments)
+    tables = []
+    for experiment, path in files:
+        table = _read_part(fs, path, experiment, on_bad_file)
+        if table is not None:
+            tables.append(table)
+    if not tables:
+        raise FileNotFoundError(f"no readable results files under {root!s}")
+    table = pa.concat_tables(tables, promote_options="permissive")
+    frame = _to_pandas(table)
+    frame = _deduplicate(frame)
+    if final_only:
+        frame = frame.drop_duplicates(["experiment", "trial_id"], keep="last")
+    return frame.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------- filesystem and listing
+def _filesystem(root: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
+    """The one place a root becomes (filesystem, path): URIs via ``FileSystem.from_uri``."""
+    text = os.fspath(root)
+    if "://" in text:
+        return pafs.FileSystem.from_uri(text)
+    return pafs.LocalFileSystem(), os.path.abspath(text).replace(os.sep, "/")
+
+
+def _children(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
+    return fs.get_file_info(pafs.FileSelector(path, recursive=False))
+
+
+def _part_files(
+    fs: pafs.FileSystem, base: str, root, experiments: Sequence[str] | None
+) -> list[tuple[str, str]]:
+    """(experiment, path) of every part file, in a deterministic order."""
+    info = fs.get_file_info(base)
+    if info.type != pafs.FileType.Directory:
+        raise FileNotFoundError(f"results root {root!s} does not exist or is not a directory")
+    folders = {
+        child.base_name[len(EXPERIMENT_PREFIX) :]: child.path
+        for child in _children(fs, base)
+        if child.type == pafs.FileType.Directory and child.base_name.startswith(EXPERIMENT_PREFIX)
+    }
+    if experiments is not None:
+        missing = sorted(set(experiments) - set(folders))
+        if missing:
+            raise FileNotFoundError(
+                f"no results for experiment(s) {missing} under {root!s}; found {sorted(folders)}"
+            )
+        folders = {name: folders[name] for name in experiments}
+    files = []
+    for name in sorted(folders):
+        for child in sorted(_children(fs, folders[name]), key=lambda c: c.base_name):
+            is_part = child.base_name.startswith(PART_PREFIX) and child.base_name.endswith(
+                PART_SUFFIX
+            )
+            if is_part and child.type == pafs.FileType.File:
+                files.append((name, child.path))
+    if not files:
+        raise FileNotFoundError(f"no results files (experiment=*/part-*.parquet) under {root!s}")
+    return files
+
+
+def _read_part(
+    fs: pafs.FileSystem, path: str, experiment: str, on_bad_file: str
+) -> pa.Table | None:
+    try:
+        table = pq.read_table(path, filesystem=fs, partitioning=None)
+    except (pa.ArrowException, OSError) as error:
+        return _bad_file(path, f"not a readable Parquet file ({error})", on_bad_file)
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        return _bad_file(path, f"missing key column(s) {missing}", on_bad_file)
+    names = set(table.column("experiment").drop_null().unique().to_pylist())
+    if names - {experiment}:
+        return _bad_file(
+            path,
+            f"holds rows of experiment(s) {sorted(names - {experiment})} in the folder of "
+            f"experiment {experiment!r}",
+            on_bad_file,
+        )
+    return table
+
+
+def _bad_file(path: str, reason: str, on_bad_file: str) -> pa.Table | None:
+    """Raise for a bad file, or (``on_bad_file="skip"``) warn and return None to skip it."""
+    message = f"bad results file {path}: {reason}"
+    if on_bad_file == "raise":
+        raise ValueError(message)
+    warnings.warn(f"skipping {message}", stacklevel=4)
+    return None
+
+
+# ---------------------------------------------------------------------- frame
+def _types_mapper(arrow_type: pa.DataType):
+    if pa.types.is_integer(arrow_type):
+        return pd.Int64Dtype()
+    if pa.types.is_boolean(arrow_type):
+        return pd.BooleanDtype()
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype()
+    return None
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    frame = table.to_pandas(types_mapper=_types_mapper)
+    for field in table.schema:  # α columns as nested Python lists, not arrays of arrays
+        if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
+            frame[field.name] = pd.Series(table.column(field.name).to_pylist(), dtype=object)
+    null_key = frame[list(REQUIRED_COLUMNS)].isna().any(axis=1)
+    if null_key.any():
+        warnings.warn(
+            f"dropping {int(null_key.sum())} result row(s) with a null "
+            f"{'/'.join(REQUIRED_COLUMNS)}",
+            stacklevel=3,
+        )
+        frame = frame[~null_key]
+    return frame.astype({"epoch": "int64", "attempt": "int64"})
+
+
+def _deduplicate(frame: pd.DataFrame) -> pd.DataFrame:
+    ordered = frame.sort_values([*KEY_COLUMNS, *ORDER_COLUMNS], kind="stable")
+    return ordered.drop_duplicates(list(KEY_COLUMNS), keep="last")
