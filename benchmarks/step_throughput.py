@@ -179,7 +179,7 @@ def cpu_model() -> str:
 
 
 def machine_line(threads: int) -> str:
-    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"CPU: {cpu_model()}, {os.cpu_count()} logical cores; torch {torch.__version__}; "
         f"torch threads {threads}; Python {platform.python_version()}; {date}"

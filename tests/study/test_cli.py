@@ -1,0 +1,130 @@
+"""The ``study`` command: grid listing, dry runs, bad input, and a real end-to-end run.
+
+End-to-end runs go through a subprocess (``python -m study.cli``), as a user would: the command
+starts its own local Ray cluster, so it cannot share the test session's one.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis.results import load_results
+from study.cli import EXIT_BAD_INPUT, main
+
+TINY_GRID = """
+name = "tiny"
+[base]
+dataset = "synthetic"
+channels = 4
+depth = 1
+batch_size = 16
+steps_per_epoch = 2
+probe_every = 0
+epochs = 2
+[axes]
+level = ["single", "bi"]
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "grid.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _study(*args: str, cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "study.cli", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_grids_lists_every_grid_with_its_trial_count(capsys) -> None:
+    from study.grids import GRIDS, build_grid
+
+    assert main(["grids"]) == 0
+    out = capsys.readouterr().out
+    for name in GRIDS:
+        assert f"{len(build_grid(name))} trials" in next(
+            line for line in out.splitlines() if line.startswith(name + " ")
+        )
+
+
+def test_dry_run_prints_every_trial_and_runs_nothing(tmp_path, capsys) -> None:
+    results = tmp_path / "results"
+    assert main(["run", "smoke", "--dry-run", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    trial_lines = [line for line in out.splitlines() if line.startswith("[")]
+    assert len(trial_lines) == 8 and "8 trials in experiment 'smoke'" in out
+    assert "level=bi" in out and "activation=sigmoid" in out
+    assert not results.exists()
+
+
+def test_paper_dry_run_lists_the_full_grid(capsys) -> None:
+    from study.grids import build_grid
+
+    assert main(["run", "paper", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(build_grid('paper'))} trials in experiment 'paper'" in out
+    # No CIFAR here: the dry run still lists the grid, and says a real run would stop.
+    assert "warning: a real run would stop here" in out and "data_dir" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "no-such-grid"], "no-such-grid"),
+        (["run", "smoke", "--epochs", "0"], "epochs"),
+        (["run", "smoke", "--cpus-per-trial", "0"], "cpus_per_trial"),
+    ],
+)
+def test_bad_input_exits_2_before_anything_is_written(tmp_path, capsys, args, message) -> None:
+    results = tmp_path / "results"
+    assert main([*args, "--results", str(results)]) == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_invalid_grid_file_values_fail_before_ray_starts(tmp_path, capsys) -> None:
+    grid = _write(tmp_path, TINY_GRID.replace('level = ["single", "bi"]', "w_lr = [0.01, -0.1]"))
+    results = tmp_path / "results"
+    assert main(["run", str(grid), "--results", str(results)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "w_lr" in err and "grid.toml" in err
+    assert not results.exists()
+
+
+def test_missing_data_directory_fails_before_ray_starts(tmp_path, capsys) -> None:
+    grid = _write(tmp_path, TINY_GRID.replace('dataset = "synthetic"', 'dataset = "cifar10"'))
+    results = tmp_path / "results"
+    code = main(["run", str(grid), "--results", str(results), "--data-dir", str(tmp_path / "no")])
+    assert code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert str(tmp_path / "no") in err and "download" in err
+    assert not results.exists()
+
+
+def test_run_writes_every_trial_epoch_once_and_rerun_resumes_without_rerunning(tmp_path) -> None:
+    grid = _write(tmp_path, TINY_GRID)
+    first = _study("run", str(grid), "--results", "res", "--name", "tiny", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Parquet dataset:" in first.stdout and "load_results" in first.stdout
+    assert "not a valid SearchConfig" not in first.stderr  # rows carry real configs
+    frame = load_results(tmp_path / "res" / "parquet", experiments=["tiny"])
+    assert len(frame) == 2 * 2
+    assert sorted(frame["level"].unique()) == ["bi", "single"]
+    assert set(frame["epoch"]) == {1, 2} and (frame["dataset"] == "synthetic").all()
+    parts = sorted((tmp_path / "res" / "parquet").rglob("part-*.parquet"))
+
+    again = _study("run", str(grid), "--results", "res", "--name", "tiny", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted((tmp_path / "res" / "parquet").rglob("part-*.parquet")) == parts  # no rerun
+    assert len(load_results(tmp_path / "res" / "parquet", experiments=["tiny"])) == 4
