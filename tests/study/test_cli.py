@@ -84,6 +84,7 @@ def test_paper_dry_run_lists_the_full_grid(capsys) -> None:
         (["run", "no-such-grid"], "no-such-grid"),
         (["run", "smoke", "--epochs", "0"], "epochs"),
         (["run", "smoke", "--cpus-per-trial", "0"], "cpus_per_trial"),
+        (["run", "smoke", "--gpus-per-trial", "-1"], "gpus_per_trial"),
     ],
 )
 def test_bad_input_exits_2_before_anything_is_written(tmp_path, capsys, args, message) -> None:
@@ -91,6 +92,11 @@ def test_bad_input_exits_2_before_anything_is_written(tmp_path, capsys, args, me
     assert main([*args, "--results", str(results)]) == EXIT_BAD_INPUT
     assert message in capsys.readouterr().err
     assert not results.exists()
+
+
+def test_object_store_results_are_refused_until_supported(capsys) -> None:
+    assert main(["run", "smoke", "--results", "s3://bucket/study"]) == EXIT_BAD_INPUT
+    assert "not supported yet" in capsys.readouterr().err
 
 
 def test_invalid_grid_file_values_fail_before_ray_starts(tmp_path, capsys) -> None:

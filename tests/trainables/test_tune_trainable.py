@@ -70,3 +70,12 @@ def test_trainable_rejects_an_invalid_config_before_training(ray_local, tmp_path
     results = _tuner(tmp_path, space, "bad").fit()
     assert len(results.errors) == 1
     assert "w_lr=-1.0 must be > 0" in str(results.errors[0])
+
+
+def test_diverged_search_ends_as_a_finished_trial(ray_local, tmp_path) -> None:
+    config = BASE.replace(w_lr=1e12, w_lr_min=0.0, grad_clip=0.0, epochs=5, steps_per_epoch=4)
+    results = _tuner(tmp_path, config.to_dict(), "diverged").fit()
+    assert not results.errors  # a diverged search is a result, not a crash
+    (result,) = results
+    assert result.metrics[R.STATUS] == R.STATUS_DIVERGED
+    assert result.metrics[R.EPOCH] < config.epochs
