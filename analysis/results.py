@@ -10,7 +10,7 @@ files. ``load_results`` keeps, for each of those keys, the row with the highest
 (attempt, reported_at).
 
 This module deliberately imports only pandas and pyarrow (no ray, torch or project packages), so
-results can be analysed anywhere. The filesystem is resolved in one place (``_filesystem``):
+results can be analysed anywhere. The filesystem is resolved in one place (``resolve_location``):
 a URI (``s3://bucket/prefix``, ``file:///...``) goes through ``pyarrow.fs.FileSystem.from_uri``,
 anything else is a local path.
 
@@ -63,7 +63,7 @@ def load_results(
         raise ValueError(f"on_bad_file={on_bad_file!r}; choose 'raise' or 'skip'")
     if isinstance(experiments, str):
         experiments = [experiments]
-    fs, base = _filesystem(root)
+    fs, base = resolve_location(root)
     files = _part_files(fs, base, root, experiments)
     tables = []
     for experiment, path in files:
@@ -81,7 +81,7 @@ def load_results(
 
 
 # ---------------------------------------------------------------------- filesystem and listing
-def _filesystem(root: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
+def resolve_location(root: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     """The one place a root becomes (filesystem, path): URIs via ``FileSystem.from_uri``."""
     text = os.fspath(root)
     if "://" in text:

@@ -31,13 +31,16 @@ import platform
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from ray import tune
 
+from analysis.results import resolve_location
 from trainables import records as R
 from trainables.config import SearchConfig
 from trainables.tune_trainable import search_fields
@@ -143,15 +146,29 @@ def git_revision(directory: str | os.PathLike | None = None) -> str | None:
     return revision or None
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    """Write via ``write(tmp_path)`` to a hidden temp file in ``path``'s folder, then rename."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+def _atomic_write(fs: pafs.FileSystem, path: str, write: Callable[[str], None]) -> None:
+    """Write via ``write(tmp_path)`` to a hidden temp file in ``path``'s folder, then move it
+    into place (a rename on local and NFS storage; copy + delete on object stores)."""
+    folder, name = path.rsplit("/", 1)
+    tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         write(tmp)
-        os.replace(tmp, path)
+        fs.move(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+            fs.delete_file(tmp)
+
+
+def _write_text(fs: pafs.FileSystem, path: str, text: str) -> None:
+    with fs.open_output_stream(path) as stream:
+        stream.write(text.encode())
+
+
+def _read_text(fs: pafs.FileSystem, path: str) -> str | None:
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as stream:
+        return stream.read().decode()
 
 
 class ParquetResultsWriter(tune.Callback):
@@ -166,10 +183,11 @@ class ParquetResultsWriter(tune.Callback):
     def __init__(self, root: str | os.PathLike, experiment: str, *, flush_every: int = 50) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every={flush_every} must be >= 1")
-        self.root = Path(root)
+        self.root = os.fspath(root)
         self.experiment = _check_experiment_name(experiment)
         self.flush_every = flush_every
-        self.directory = self.root / f"experiment={experiment}"
+        self._fs, base = resolve_location(self.root)
+        self.directory = f"{base.rstrip('/')}/experiment={experiment}"
         self._schema = results_schema()
         self._buffer: list[dict[str, Any]] = []
         self._started = False
@@ -207,11 +225,13 @@ class ParquetResultsWriter(tune.Callback):
         state["_buffer"] = []
         state["_started"] = False
         state["_schema"] = None
+        state["_fs"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._schema = results_schema()
+        self._fs, _ = resolve_location(self.root)
 
     # ------------------------------------------------------------------ rows and files
     def _row(self, trial, result: dict[str, Any]) -> dict[str, Any]:
@@ -226,7 +246,7 @@ class ParquetResultsWriter(tune.Callback):
             row[name] = result.get(name)
         return row
 
-    def flush(self) -> Path | None:
+    def flush(self) -> str | None:
         """Write the buffered rows as one new part file; returns its path (None if empty)."""
         if not self._buffer:
             return None
@@ -234,9 +254,9 @@ class ParquetResultsWriter(tune.Callback):
         rows, self._buffer = self._buffer, []
         table = _to_table(rows, self._schema)
         stamp = _utc_now().strftime("%Y%m%dT%H%M%S%fZ")
-        path = self.directory / f"{PART_PREFIX}{stamp}-{uuid.uuid4().hex[:8]}{PART_SUFFIX}"
+        path = f"{self.directory}/{PART_PREFIX}{stamp}-{uuid.uuid4().hex[:8]}{PART_SUFFIX}"
         try:
-            _atomic_write_bytes(path, lambda tmp: pq.write_table(table, tmp))
+            _atomic_write(self._fs, path, lambda tmp: pq.write_table(table, tmp, filesystem=self._fs))
         except Exception:
             self._buffer = rows + self._buffer  # keep them for the next flush
             logger.exception("results writer: could not write %s", path)
@@ -247,8 +267,8 @@ class ParquetResultsWriter(tune.Callback):
         """Create the folder and record this writer start in the metadata sidecar (once)."""
         if self._started:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / METADATA_FILE
+        self._fs.create_dir(self.directory, recursive=True)
+        path = f"{self.directory}/{METADATA_FILE}"
         now = _utc_now().isoformat()
         run = {
             "started_at": now,
@@ -257,10 +277,11 @@ class ParquetResultsWriter(tune.Callback):
             "columns": self._schema.names,
         }
         metadata: dict[str, Any] = {}
-        if path.exists():
+        text = _read_text(self._fs, path)
+        if text is not None:
             try:
-                metadata = json.loads(path.read_text())
-            except (OSError, ValueError):
+                metadata = json.loads(text)
+            except ValueError:
                 logger.warning("results writer: unreadable %s; rewriting it", path)
                 metadata = {}
         metadata.setdefault("experiment", self.experiment)
@@ -272,7 +293,7 @@ class ParquetResultsWriter(tune.Callback):
         metadata["columns"] = self._schema.names
         metadata.setdefault("runs", []).append(run)
         text = json.dumps(metadata, indent=2, sort_keys=False)
-        _atomic_write_bytes(path, lambda tmp: tmp.write_text(text))
+        _atomic_write(self._fs, path, lambda tmp: _write_text(self._fs, tmp, text))
         self._started = True
 
 

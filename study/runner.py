@@ -4,9 +4,9 @@ One trial per SearchConfig. The trial configs stay flat SearchConfig dicts (plus
 index into the grid, a Tune grid axis): each field is a ``tune.sample_from`` that picks the
 field of config ``_trial``, so Tune's own logs, the progress table and the Parquet rows all see
 ordinary columns. Checkpoints and Tune's experiment state live under ``RESULTS/tune/NAME``; the
-Parquet dataset under ``RESULTS/parquet`` (``study.results``). RESULTS is a folder; on a
-multi-node cluster every node must mount it at the same path (Tune 2.60 does not sync through the
-head node). Object-store URIs are refused until the Parquet writer supports them.
+Parquet dataset under ``RESULTS/parquet`` (``study.results``). RESULTS is a folder, which on a
+multi-node cluster every node must mount at the same path (Tune 2.60 does not sync through the
+head node), or a URI that pyarrow resolves (``s3://bucket/prefix``; ``file://`` is tested here).
 
 Running the same experiment again resumes it (``Tuner.restore(..., resume_errored=True)``):
 finished trials are not rerun, unfinished and errored ones continue from their last checkpoint.
@@ -34,7 +34,7 @@ TRIAL_INDEX = "_trial"
 class RunOptions:
     """How a grid runs. Units: CPUs and GPUs per trial (fractions allowed for GPUs)."""
 
-    results: str = "results"  # local folder or NFS path (shared by all nodes)
+    results: str = "results"  # folder (NFS on multi-node clusters) or URI (s3://bucket/prefix)
     address: str | None = None  # Ray cluster address; None = start a local cluster
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
@@ -48,11 +48,6 @@ class RunOptions:
             raise ValueError(f"gpus_per_trial={self.gpus_per_trial} must be >= 0")
         if self.max_concurrent < 0 or self.max_failures < 0:
             raise ValueError("max_concurrent and max_failures must be >= 0")
-        if self.is_remote():
-            raise ValueError(
-                f"--results {self.results}: object-store URIs are not supported yet (the Parquet "
-                "writer writes files); use a folder on storage every node mounts, e.g. NFS"
-            )
 
     def resources(self) -> dict[str, float]:
         """Ray resources of one trial."""
@@ -62,7 +57,9 @@ class RunOptions:
         return "://" in self.results
 
     def storage(self, part: str) -> str:
-        """``RESULTS/part`` as an absolute path (what Ray's ``storage_path`` expects)."""
+        """``RESULTS/part`` as Ray's ``storage_path`` expects it: an absolute path, or the URI."""
+        if self.is_remote():
+            return f"{self.results.rstrip('/')}/{part}"
         return str(Path(self.results).expanduser().resolve() / part)
 
 

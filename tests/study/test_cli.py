@@ -94,11 +94,6 @@ def test_bad_input_exits_2_before_anything_is_written(tmp_path, capsys, args, me
     assert not results.exists()
 
 
-def test_object_store_results_are_refused_until_supported(capsys) -> None:
-    assert main(["run", "smoke", "--results", "s3://bucket/study"]) == EXIT_BAD_INPUT
-    assert "not supported yet" in capsys.readouterr().err
-
-
 def test_invalid_grid_file_values_fail_before_ray_starts(tmp_path, capsys) -> None:
     grid = _write(tmp_path, TINY_GRID.replace('level = ["single", "bi"]', "w_lr = [0.01, -0.1]"))
     results = tmp_path / "results"
@@ -134,3 +129,14 @@ def test_run_writes_every_trial_epoch_once_and_rerun_resumes_without_rerunning(t
     assert again.returncode == 0, again.stderr[-3000:]
     assert sorted((tmp_path / "res" / "parquet").rglob("part-*.parquet")) == parts  # no rerun
     assert len(load_results(tmp_path / "res" / "parquet", experiments=["tiny"])) == 4
+
+
+def test_run_with_a_uri_results_location(tmp_path) -> None:
+    """Checkpoints, Tune state and Parquet all go through the URI (file:// here, like s3://)."""
+    grid = _write(tmp_path, TINY_GRID.replace('level = ["single", "bi"]', 'level = ["bi"]'))
+    uri = (tmp_path / "store").as_uri()
+    done = _study("run", str(grid), "--results", uri, "--name", "uri", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(load_results(f"{uri}/parquet", experiments=["uri"])) == 2
+    assert (tmp_path / "store" / "tune" / "uri").is_dir()
+    assert not (tmp_path / "file:").exists()

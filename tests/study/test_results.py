@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import pandas as pd
@@ -165,3 +166,23 @@ def test_flush_every_and_malformed_results_become_nulls(tmp_path) -> None:
 def test_experiment_name_must_stay_inside_root(tmp_path, name) -> None:
     with pytest.raises(ValueError, match="experiment"):
         ParquetResultsWriter(tmp_path, name)
+
+
+def test_writer_and_reader_work_through_a_filesystem_uri(tmp_path) -> None:
+    """Locations are resolved by pyarrow (here file://; s3:// goes the same way)."""
+
+    class FakeTrial:
+        trial_id, num_failures, config = "t9", 0, BASE.to_dict()
+
+    uri = (tmp_path / "store").as_uri()
+    writer = ParquetResultsWriter(uri, "uri", flush_every=1)
+    trial = FakeTrial()
+    for epoch in (1, 2):
+        writer.on_trial_result(0, [trial], trial, {R.EPOCH: epoch, R.TRAIN_LOSS: 0.5 * epoch})
+    writer.on_experiment_end([trial])
+    assert (tmp_path / "store" / "experiment=uri" / "_metadata.json").is_file()
+    frame = load_results(uri, experiments=["uri"])
+    assert frame[R.EPOCH].tolist() == [1, 2] and frame[R.TRAIN_LOSS].tolist() == [0.5, 1.0]
+    restored = pickle.loads(pickle.dumps(writer))  # Tune pickles callbacks with its state
+    restored.on_trial_result(0, [trial], trial, {R.EPOCH: 3, R.TRAIN_LOSS: 1.5})
+    assert load_results(uri, experiments=["uri"])[R.EPOCH].tolist() == [1, 2, 3]
