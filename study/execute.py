@@ -59,10 +59,14 @@ def run_experiment(configs: Sequence[SearchConfig], options: RunOptions, experim
 def _print_summary(parquet_root: str, experiment: str, errors: int, seconds: float) -> None:
     from analysis.results import load_results
 
-    final = load_results(parquet_root, experiments=[experiment], final_only=True)
-    columns = [c for c in SUMMARY_COLUMNS if c in final.columns]
-    print(f"\n{experiment}: {len(final)} trials with results, {errors} errored, {seconds:.0f} s")
-    if len(final):
+    try:
+        final = load_results(parquet_root, experiments=[experiment], final_only=True)
+    except FileNotFoundError:  # no trial reported anything (e.g. all failed at start-up)
+        final = None
+    count = 0 if final is None else len(final)
+    print(f"\n{experiment}: {count} trials with results, {errors} errored, {seconds:.0f} s")
+    if final is not None and count:
+        columns = [c for c in SUMMARY_COLUMNS if c in final.columns]
         print(final[columns].to_string(index=False, max_rows=60))
     print(f"\nParquet dataset: {parquet_root}")
     print(

@@ -23,6 +23,7 @@ from typing import Any
 
 from ray import tune
 
+from search_spaces.benchmark import resolve_benchmark_dir
 from trainables.config import SearchConfig
 from trainables.datasets import check_dataset_files
 from trainables.tune_trainable import search_trainable
@@ -83,11 +84,14 @@ def param_space(configs: Sequence[SearchConfig]) -> dict[str, Any]:
 
 
 def check_inputs(configs: Sequence[SearchConfig]) -> None:
-    """Fail before any trial starts: empty grid, or a dataset whose files are not there."""
+    """Fail before any trial starts: empty grid, a dataset whose files are not there, or a
+    benchmark folder that is not a NATS-Bench fast-mode directory."""
     if not configs:
         raise ValueError("the grid has no trials")
     for dataset, data_dir in sorted({(c.dataset, c.data_dir) for c in configs}):
         check_dataset_files(dataset, data_dir or None)
+    for benchmark_dir in sorted({c.benchmark_dir for c in configs if c.benchmark_dir}):
+        resolve_benchmark_dir(benchmark_dir)
 
 
 def experiment_path(options: RunOptions, experiment: str) -> str:

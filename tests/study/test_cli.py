@@ -94,6 +94,16 @@ def test_bad_input_exits_2_before_anything_is_written(tmp_path, capsys, args, me
     assert not results.exists()
 
 
+def test_missing_benchmark_directory_fails_before_ray_starts(tmp_path, capsys) -> None:
+    grid = _write(tmp_path, TINY_GRID)
+    results = tmp_path / "results"
+    missing = tmp_path / "no-nats"
+    code = main(["run", str(grid), "--results", str(results), "--benchmark-dir", str(missing)])
+    assert code == EXIT_BAD_INPUT
+    assert str(missing) in capsys.readouterr().err
+    assert not results.exists()
+
+
 def test_invalid_grid_file_values_fail_before_ray_starts(tmp_path, capsys) -> None:
     grid = _write(tmp_path, TINY_GRID.replace('level = ["single", "bi"]', "w_lr = [0.01, -0.1]"))
     results = tmp_path / "results"
