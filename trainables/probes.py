@@ -20,18 +20,14 @@ weight decay), averaged over the epoch's steps, per cell type × edge × op.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch.func import functional_call
 
 from search_spaces.supernet import SuperNet
-from trainables.strategies import Batch, dot
+from trainables.strategies import Batch, dot, side_loss
 
 
 def _weight_grad(model: SuperNet, batch: Batch) -> list[torch.Tensor]:
     """∇w of the batch loss, with BN running statistics left as they are."""
-    state = {n: b.clone() for n, b in model.named_buffers()}
-    logits = functional_call(model, state, (batch[0],), strict=False)
-    return list(torch.autograd.grad(F.cross_entropy(logits, batch[1]), model.weights()))
+    return list(torch.autograd.grad(side_loss(model, batch), model.weights()))
 
 
 def gradient_correlation(

@@ -19,6 +19,7 @@ in ``.grad`` after each step, where the epoch loop reads them for the α-gradien
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,18 @@ from torch.func import functional_call
 from search_spaces.supernet import SuperNet
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (images float (B,3,H,W), labels int64 (B,))
+
+
+def side_loss(
+    model: nn.Module, batch: Batch, replaced: dict[str, torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Cross-entropy on ``batch`` that leaves BN running statistics untouched (the forward runs
+    on copies of the buffers), optionally with some parameters replaced by ``replaced``. For the
+    auxiliary passes of the unrolled step and of the probes."""
+    state = {n: b.clone() for n, b in model.named_buffers()}
+    state.update(replaced or {})
+    logits = functional_call(model, state, (batch[0],), strict=False)
+    return F.cross_entropy(logits, batch[1])
 
 
 def dot(xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -124,12 +137,9 @@ class BiLevelSecondOrder(Strategy):
 
     def _loss(self, weights: Sequence[torch.Tensor], batch: Batch) -> torch.Tensor:
         """Loss with the given w (α as the model has it), on copies of the BN buffers."""
-        names = self._weight_names()
-        state: dict[str, torch.Tensor] = dict(zip(names, weights, strict=True))
-        state.update({n: a for n, a in self.model.named_parameters() if n not in state})
-        state.update({n: b.clone() for n, b in self.model.named_buffers()})
-        return F.cross_entropy(functional_call(self.model, state, (batch[0],)), batch[1])
+        return side_loss(self.model, batch, dict(zip(self._weight_names, weights, strict=True)))
 
+    @functools.cached_property
     def _weight_names(self) -> list[str]:
         ids = {id(p) for p in self.weights}
         return [n for n, p in self.model.named_parameters() if id(p) in ids]
