@@ -83,6 +83,7 @@ def _grids(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from study.grids import build_grid
+    from study.results import check_experiment_name
     from study.runner import RunOptions, check_inputs
 
     options = RunOptions(
@@ -100,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         benchmark_dir=args.benchmark_dir,
     )
-    experiment = args.name or Path(args.grid).stem
+    experiment = check_experiment_name(args.name or Path(args.grid).stem)
     if args.dry_run:
         _print_trials(configs, options, experiment)
         try:

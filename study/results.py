@@ -99,7 +99,8 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
-def _check_experiment_name(experiment: str) -> str:
+def check_experiment_name(experiment: str) -> str:
+    """``experiment`` if it is a usable folder-name part, else ``ValueError`` saying why."""
     bad = not experiment or experiment in (".", "..") or any(c in experiment for c in "/\\=")
     if not isinstance(experiment, str) or bad:
         raise ValueError(
@@ -184,7 +185,7 @@ class ParquetResultsWriter(tune.Callback):
         if flush_every < 1:
             raise ValueError(f"flush_every={flush_every} must be >= 1")
         self.root = os.fspath(root)
-        self.experiment = _check_experiment_name(experiment)
+        self.experiment = check_experiment_name(experiment)
         self.flush_every = flush_every
         self._fs, base = resolve_location(self.root)
         self.directory = f"{base.rstrip('/')}/experiment={experiment}"

@@ -85,6 +85,7 @@ def test_paper_dry_run_lists_the_full_grid(capsys) -> None:
         (["run", "smoke", "--epochs", "0"], "epochs"),
         (["run", "smoke", "--cpus-per-trial", "0"], "cpus_per_trial"),
         (["run", "smoke", "--gpus-per-trial", "-1"], "gpus_per_trial"),
+        (["run", "smoke", "--name", "a/b"], "experiment='a/b'"),
     ],
 )
 def test_bad_input_exits_2_before_anything_is_written(tmp_path, capsys, args, message) -> None:
