@@ -1,24 +1,32 @@
 """Search spaces: supernets, α activations, genotypes and the NAS-Bench-201 lookup.
 
-``build_supernet`` is the registry entry point used by the search loop.
+``build_supernet`` is the registry entry point used by the search loop. The supernet modules
+(torch) are imported on first use, so ``search_spaces.genotypes`` and ``search_spaces.benchmark``
+load without torch: ``analysis`` reads genotypes and the benchmark on machines without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from search_spaces.darts import DartsSuperNet
-from search_spaces.nb201 import NB201SuperNet
-from search_spaces.supernet import SuperNet
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
+    from search_spaces.supernet import SuperNet
+
+__all__ = ["SPACES", "build_supernet"]
 
 def _nb201(num_classes: int, channels: int, depth: int, stem: str, **alpha: object) -> SuperNet:
+    from search_spaces.nb201 import NB201SuperNet
+
     if stem != "cifar":
         raise ValueError(f"the nb201 space has only the 'cifar' stem, got stem={stem!r}")
     return NB201SuperNet(num_classes, channels, depth, **alpha)  # type: ignore[arg-type]
 
 
 def _darts(num_classes: int, channels: int, depth: int, stem: str, **alpha: object) -> SuperNet:
+    from search_spaces.darts import DartsSuperNet
+
     return DartsSuperNet(num_classes, channels, depth, stem, **alpha)  # type: ignore[arg-type]
 
 
@@ -48,3 +56,4 @@ def build_supernet(
         alpha_init=alpha_init,
         alpha_init_std=alpha_init_std,
     )
+

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import torch
+if TYPE_CHECKING:  # derivation takes tensors; the string forms need no torch (analysis uses them)
+    import torch
 
 NB201_OPS: tuple[str, ...] = (
     "none",
