@@ -38,6 +38,7 @@ REQUIRED_COLUMNS = (*KEY_COLUMNS, *ORDER_COLUMNS)
 EXPERIMENT_PREFIX = "experiment="
 PART_PREFIX = "part-"
 PART_SUFFIX = ".parquet"
+PARQUET_FOLDER = "parquet"  # study run writes RESULTS/parquet/experiment=<name>/
 
 
 def load_results(
@@ -93,6 +94,17 @@ def _children(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
     return fs.get_file_info(pafs.FileSelector(path, recursive=False))
 
 
+def _dataset_base(fs: pafs.FileSystem, base: str) -> str:
+    """``base`` if it holds experiment folders; else ``base/parquet`` when that is a folder, so
+    the ``--results`` folder of ``study run`` works as well as its ``parquet`` subfolder."""
+    if any(c.base_name.startswith(EXPERIMENT_PREFIX) for c in _children(fs, base)):
+        return base
+    nested = f"{base.rstrip('/')}/{PARQUET_FOLDER}"
+    if fs.get_file_info(nested).type == pafs.FileType.Directory:
+        return nested
+    return base
+
+
 def _part_files(
     fs: pafs.FileSystem, base: str, root, experiments: Sequence[str] | None
 ) -> list[tuple[str, str]]:
@@ -100,6 +112,7 @@ def _part_files(
     info = fs.get_file_info(base)
     if info.type != pafs.FileType.Directory:
         raise FileNotFoundError(f"results root {root!s} does not exist or is not a directory")
+    base = _dataset_base(fs, base)
     folders = {
         child.base_name[len(EXPERIMENT_PREFIX) :]: child.path
         for child in _children(fs, base)

@@ -1,0 +1,7 @@
+"""Make ``builders`` (results folders written through the real writer) importable by the tests
+here; pytest runs with ``--import-mode=importlib``, which does not put test folders on the path."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))

@@ -1,0 +1,287 @@
+"""The paper's tables from results written by the real writer, checked against hand arithmetic.
+
+Every expected mean and std below is computed in the test from the numbers written, with the
+sample std (n - 1 in the denominator), never with pandas.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from builders import COLLAPSED, HEALTHY, TrialSpec, record, write_study
+
+from analysis.results import load_results
+from analysis.tables import (
+    OPTIMAL,
+    ablation_table,
+    collapse_table,
+    main_table,
+    paper_tables,
+    summary_table,
+)
+from search_spaces.benchmark import NATS_TSS_DIRNAME, TableBenchmark
+from study.grids import DARTS, SINGLE, table4, table5
+
+REPO = Path(__file__).resolve().parents[2]
+FAKE_BENCH = REPO / "tests" / "fixtures" / "nats-fake" / NATS_TSS_DIRNAME
+
+# Final-epoch NAS-Bench-201 test accuracies written per (method, dataset), one per seed.
+FINAL = {
+    ("DARTS", "cifar10"): [54.30, 60.10, 39.77],
+    ("DARTS", "cifar100"): [15.61, 30.20, 21.00],
+    ("DARTS", "imagenet16-120"): [16.32, 27.11],
+    ("Single-DARTS", "cifar10"): [93.76, 94.02, 93.51],
+    ("Single-DARTS", "cifar100"): [71.11, 70.45, 72.40],
+}
+METHODS = {"DARTS": DARTS, "Single-DARTS": SINGLE}
+BENCH_KEY = {"cifar10": "cifar10_test", "cifar100": "cifar100_test",
+             "imagenet16-120": "imagenet16_120_test"}
+
+
+def sample_mean_std(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+@pytest.fixture(scope="module")
+def table1_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("results")
+    trials = []
+    for (method, dataset), finals in FINAL.items():
+        for seed, final in enumerate(finals):
+            config = METHODS[method].replace(dataset=dataset, seed=seed)
+            key = BENCH_KEY[dataset]
+            records = [
+                record(1, genotype=COLLAPSED, bench={key: final - 20.0}),  # not the final epoch
+                record(2, genotype=HEALTHY, bench={key: final}),
+            ]
+            trials.append(TrialSpec(f"{method}-{dataset}-{seed}", config, records))
+    write_study(root, "table1", trials)
+    # DARTS/cifar10/seed 0 crashed after epoch 2 was written and re-reported it (attempt 1)
+    # with another value: the last attempt must win, and count once.
+    rerun = TrialSpec(
+        "DARTS-cifar10-0",
+        DARTS.replace(dataset="cifar10", seed=0),
+        [record(2, genotype=HEALTHY, bench={"cifar10_test": 54.30})],
+        attempt=1,
+    )
+    stale = TrialSpec(  # the crashed attempt's value of the same epoch, reported earlier
+        "DARTS-cifar10-0",
+        DARTS.replace(dataset="cifar10", seed=0),
+        [record(2, genotype=HEALTHY, bench={"cifar10_test": 11.0})],
+    )
+    write_study(root, "table1", [stale])
+    write_study(root, "table1", [rerun])
+    return root
+
+
+def cell(table, row: str, dataset: str, metric: str) -> pd.Series:
+    stats = table.stats
+    match = stats[(stats[table.row_columns[0]] == row) & (stats.dataset == dataset)
+                  & (stats.metric == metric)]
+    assert len(match) == 1, match
+    return match.iloc[0]
+
+
+def test_main_table_mean_and_sample_std_of_final_epochs(table1_root) -> None:
+    table = main_table(load_results(table1_root), benchmark=TableBenchmark())
+    assert table.row_columns == ("method",)  # nothing varies inside a method
+    for (method, dataset), finals in FINAL.items():
+        mean, std = sample_mean_std(finals)
+        got = cell(table, method, dataset, "test")
+        assert got["mean"] == pytest.approx(mean, abs=1e-9)
+        assert got["std"] == pytest.approx(std, abs=1e-9)
+        assert got["n"] == len(finals) and got["trials"] == len(finals)
+        valid = cell(table, method, dataset, "valid")  # the shipped table has no valid column
+        assert math.isnan(valid["mean"]) and valid["n"] == 0
+    markdown = table.to_markdown()
+    mean, std = sample_mean_std(FINAL[("DARTS", "cifar10")])
+    assert f"{mean:.2f} ± {std:.2f}" in markdown  # 51.39 ± 10.47
+    assert "| DARTS | n/a | 51.39 ± 10.47 |" in markdown
+    assert "only the shipped test-accuracy table" in markdown
+
+
+def test_optimal_row_is_the_benchmarks_optimum(table1_root) -> None:
+    df = load_results(table1_root)
+    shipped = main_table(df, benchmark=TableBenchmark())
+    optimum, _ = TableBenchmark().optimum("cifar100_test")
+    assert cell(shipped, OPTIMAL, "cifar100", "test")["mean"] == optimum
+    assert math.isnan(cell(shipped, OPTIMAL, "cifar10", "valid")["mean"])
+    # Through the real nats_bench API the test optima agree; the miniature fixture lacks most
+    # records, so its valid optima are n/a with a note naming the missing record.
+    nats = main_table(df, benchmark_dir=FAKE_BENCH)
+    assert cell(nats, OPTIMAL, "cifar100", "test")["mean"] == optimum
+    assert math.isnan(cell(nats, OPTIMAL, "imagenet16-120", "valid")["mean"])
+    assert any("index 1" in note and "incomplete" in note for note in nats.notes)
+    last = nats.cells().iloc[-1]
+    assert last["method"] == OPTIMAL and last["seeds"] == ""
+
+
+def test_missing_dataset_and_uneven_seeds_still_render(table1_root) -> None:
+    table = main_table(load_results(table1_root), benchmark=TableBenchmark())
+    grid = table.cells().set_index("method")
+    # Single-DARTS never ran on ImageNet16-120: an empty cell, not an error or a dropped row.
+    assert grid.loc["Single-DARTS", "ImageNet16-120 test"] == ""
+    assert grid.loc["Single-DARTS", "seeds"] == "3"
+    assert grid.loc["DARTS", "seeds"] == "2–3"  # 3 seeds on CIFAR, 2 on ImageNet16-120
+    latex = table.to_latex()
+    assert "\\pm" in latex and "ImageNet16-120 test" in latex and "\\toprule" in latex
+
+
+def test_csv_holds_the_tidy_numbers(table1_root) -> None:
+    table = main_table(load_results(table1_root), benchmark=TableBenchmark())
+    parsed = pd.read_csv(io.StringIO(table.to_csv()))
+    assert list(parsed.columns) == ["method", "dataset", "metric", "mean", "std", "n", "trials"]
+    row = parsed[(parsed.method == "Single-DARTS") & (parsed.dataset == "cifar100")
+                 & (parsed.metric == "test")].iloc[0]
+    mean, std = sample_mean_std(FINAL[("Single-DARTS", "cifar100")])
+    assert row["mean"] == pytest.approx(mean) and row["std"] == pytest.approx(std)
+
+
+def test_generic_builder_adds_fields_that_vary_inside_a_row(tmp_path) -> None:
+    trials = []
+    values = {("softmax", 0): 10.0, ("softmax", 1): 20.0, ("sigmoid", 0): 40.0}
+    for (activation, seed), value in values.items():
+        config = SINGLE.replace(dataset="cifar10", activation=activation, seed=seed)
+        trials.append(TrialSpec(f"{activation}{seed}", config,
+                                [record(1, bench={"cifar10_test": value})]))
+    write_study(tmp_path, "mine", trials)
+    df = load_results(tmp_path)
+    table = summary_table(df, rows=("method",))
+    assert table.row_columns == ("method", "activation")  # never averages the two activations
+    assert len(table.stats) == 2
+    by_activation = table.stats.set_index("activation")
+    assert by_activation.loc["softmax", "mean"] == (10.0 + 20.0) / 2
+    assert by_activation.loc["sigmoid", "mean"] == 40.0
+    assert math.isnan(by_activation.loc["sigmoid", "std"])  # one seed: std undefined
+    assert "| Single-DARTS | sigmoid | 40.00 | 1 |" in table.to_markdown()
+    # rows by any config field, and any numeric column as a metric
+    by_seed = summary_table(df, rows=("seed",), metrics=("valid_acc",), add_varying=False)
+    assert by_seed.stats.set_index("seed").loc["0", "n"] == 2
+    with pytest.raises(ValueError, match="unknown row axis 'colour'"):
+        summary_table(df, rows=("colour",))
+    with pytest.raises(ValueError, match="unknown metric 'speed'"):
+        summary_table(df, metrics=("speed",))
+
+
+def _value(config) -> float:
+    """A made-up final accuracy that depends on every ablation axis and the seed."""
+    bonus = {"softmax": 0.0, "sigmoid": 1.0, "sigmoid*": 2.0}[config.activation]
+    adam = 3.0 if config.arch_optimizer == "adam" else 0.0
+    single = 10.0 if config.level == "single" else 0.0
+    same = 5.0 if config.arch_data == "same" else 0.0
+    return 60.0 + 100 * config.w_lr + bonus + adam + single + same + config.seed
+
+
+@pytest.fixture(scope="module")
+def paper_root(tmp_path_factory) -> Path:
+    """Tables 4 and 5 run as one experiment (as ``study run paper`` would), CIFAR-10, 2 seeds."""
+    root = tmp_path_factory.mktemp("paper")
+    configs = [c for c in [*table4(), *table5()] if c.dataset == "cifar10" and c.seed < 2]
+    unique = {json_key(c): c for c in configs}
+    trials = [
+        TrialSpec(f"t{i}", c, [record(1, bench={"cifar10_test": _value(c)})])
+        for i, c in enumerate(unique.values())
+    ]
+    write_study(root, "paper", trials)
+    return root
+
+
+def json_key(config) -> tuple:
+    return tuple(sorted(config.to_dict().items()))
+
+
+def _expected(configs) -> tuple[float, float]:
+    return sample_mean_std([_value(c) for c in configs])
+
+
+def test_ablation_lr_picks_table_5a(paper_root) -> None:
+    table = ablation_table(load_results(paper_root), "lr")
+    assert table.row_columns == ("method", "lr")
+    stats = table.stats.set_index(["method", "lr"])
+    assert sorted(stats.index) == sorted(
+        (m, lr) for m in ("DARTS", "Single-DARTS") for lr in ("0.001", "0.005", "0.025")
+    )
+    for lr in (0.001, 0.005, 0.025):
+        ref = DARTS.replace(w_optimizer="sgd", w_lr=lr, arch_optimizer="sgd", arch_lr=lr,
+                            dataset="cifar10")
+        mean, std = _expected([ref.replace(seed=s) for s in (0, 1)])
+        got = stats.loc[("DARTS", f"{lr:g}")]
+        assert got["mean"] == pytest.approx(mean) and got["std"] == pytest.approx(std)
+    assert "DARTS: fixed activation=softmax" in " ".join(table.notes)
+
+
+def test_ablation_activation_and_optimizer_pick_tables_5b_5c(paper_root) -> None:
+    df = load_results(paper_root)
+    activation = ablation_table(df, "activation").stats.set_index(["method", "activation"])
+    ref = SINGLE.replace(w_optimizer="sgd", w_lr=0.005, arch_optimizer="sgd", arch_lr=0.005,
+                         dataset="cifar10")
+    for name in ("softmax", "sigmoid", "sigmoid*"):
+        mean, _ = _expected([ref.replace(activation=name, seed=s) for s in (0, 1)])
+        assert activation.loc[("Single-DARTS", name), "mean"] == pytest.approx(mean)
+    optimizer = ablation_table(df, "optimizer")
+    rows = optimizer.stats.set_index(["method", "optimizer"])
+    assert sorted(rows.index) == sorted(
+        (m, o) for m in ("DARTS", "Single-DARTS") for o in ("SGD", "Adam")
+    )
+    assert list(optimizer.cells()["optimizer"][:2]) == ["SGD", "Adam"]  # paper order
+
+
+def test_ablation_data_mode_picks_table_4(paper_root) -> None:
+    table = ablation_table(load_results(paper_root), "data_mode")
+    assert table.row_columns == ("data_mode",)
+    assert table.stats["data_mode"].tolist() == [
+        "different subsets, different batches",
+        "same subset, different batches",
+        "same subset, same batch",
+    ]
+    same = DARTS.replace(arch_data="same", w_optimizer="sgd", w_lr=0.005, arch_optimizer="sgd",
+                         arch_lr=0.005, dataset="cifar10")
+    mean, std = _expected([same.replace(seed=s) for s in (0, 1)])
+    row = table.stats.iloc[1]
+    assert row["mean"] == pytest.approx(mean) and row["std"] == pytest.approx(std)
+    with pytest.raises(ValueError, match="unknown ablation axis 'colour'"):
+        ablation_table(load_results(paper_root), "colour")
+
+
+def test_paper_tables_lists_the_axes_that_vary(paper_root, table1_root) -> None:
+    titles = [t.title for t in paper_tables(load_results(paper_root))]
+    assert len(titles) == 6 and "Table 4" in titles[1] and titles[-1].startswith("Collapse")
+    only_main = paper_tables(load_results(table1_root))  # table1 varies no ablation axis
+    assert [t.title.split()[0] for t in only_main] == ["NAS-Bench-201", "Collapse:"]
+
+
+def test_collapse_table_counts_parameter_free_ops(tmp_path) -> None:
+    # seed 0 collapses from epoch 2 on; seed 1 ends healthy; seed 2 collapses at epoch 3.
+    genotypes = {0: [HEALTHY, COLLAPSED, COLLAPSED], 1: [COLLAPSED, COLLAPSED, HEALTHY],
+                 2: [COLLAPSED, HEALTHY, COLLAPSED]}
+    trials = [
+        TrialSpec(f"s{seed}", DARTS.replace(dataset="cifar10", seed=seed),
+                  [record(e + 1, genotype=g) for e, g in enumerate(gs)])
+        for seed, gs in genotypes.items()
+    ]
+    write_study(tmp_path, "c", trials)
+    stats = collapse_table(load_results(tmp_path)).stats.set_index("metric")
+    # COLLAPSED has 4 parameter-free ops of 6, HEALTHY 1.
+    mean, std = sample_mean_std([4.0, 1.0, 4.0])
+    assert stats.loc["n_param_free", "mean"] == pytest.approx(mean)
+    assert stats.loc["n_param_free", "std"] == pytest.approx(std)
+    assert stats.loc["collapsed", "mean"] == pytest.approx(2 / 3)
+    assert stats.loc["collapse_epoch", "mean"] == pytest.approx((2 + 3) / 2)
+    assert stats.loc["collapse_epoch", "n"] == 2
+
+
+def test_analysis_imports_neither_ray_nor_torch() -> None:
+    code = (
+        "import analysis.results, analysis.frame, analysis.collapse, analysis.tables, sys; "
+        "assert 'ray' not in sys.modules and 'torch' not in sys.modules, "
+        "[m for m in ('ray', 'torch') if m in sys.modules]"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
