@@ -1,12 +1,17 @@
-"""The ``study`` command: list grids, and run one as Ray Tune trials.
+"""The ``study`` command: list grids, run one as Ray Tune trials, and build tables and figures.
 
     study grids
     study run GRID [--dry-run] [--results DIR] [--address ADDR] [--cpus-per-trial N]
                    [--gpus-per-trial F] [--max-concurrent N] [--max-failures N]
                    [--epochs N] [--seeds N] [--data-dir DIR] [--benchmark-dir DIR] [--name NAME]
+    study tables RESULTS [--table NAME] [--format markdown|latex|csv] [--experiment NAME ...]
+                         [--benchmark-dir DIR] [--skip-bad-files]
+    study plots RESULTS --out DIR [--experiment NAME ...] [--skip-bad-files]
 
-GRID is a registered grid name (``study grids``) or a TOML grid file. Every input is validated
-before Ray starts or anything is written; a bad one exits with status 2 and a message naming it.
+GRID is a registered grid name (``study grids``) or a TOML grid file; RESULTS is a ``--results``
+folder of ``study run`` (or its ``parquet`` subfolder, or an ``s3://`` URI). Every input is
+validated before Ray starts or anything is written; a bad one exits with status 2 and a message
+naming it. ``tables`` and ``plots`` import neither Ray nor torch.
 """
 
 from __future__ import annotations
@@ -68,7 +73,73 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--benchmark-dir", default=None, help="NATS-Bench tss fast-mode folder")
     run.add_argument("--name", default=None, help="experiment name (default: the grid's name)")
     run.set_defaults(handler=_run)
+    tables = sub.add_parser("tables", help="print the paper's tables from a results folder")
+    _results_arguments(tables)
+    tables.add_argument(
+        "--table",
+        default="all",
+        choices=TABLE_CHOICES,
+        help="main = paper Table 1; data_mode / lr / activation / optimizer = ablations (Tables 4, "
+        "5); collapse = collapse indicators; all (default) = main, every ablation whose axis "
+        "varies, and collapse",
+    )
+    tables.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
+    tables.add_argument("--benchmark-dir", default=None, help="NATS-Bench tss fast-mode folder "
+                        "(for the Optimal row's valid columns)")
+    tables.set_defaults(handler=_tables)
+    plots = sub.add_parser("plots", help="write the paper's figures (PNG) from a results folder")
+    _results_arguments(plots)
+    plots.add_argument("--out", required=True, help="folder for the PNG files")
+    plots.set_defaults(handler=_plots)
     return parser
+
+
+TABLE_CHOICES = ("all", "main", "data_mode", "lr", "activation", "optimizer", "collapse")
+
+
+def _results_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", help="results folder of study run (or an s3:// URI)")
+    parser.add_argument(
+        "--experiment",
+        action="append",
+        default=None,
+        help="only this experiment (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--skip-bad-files",
+        action="store_true",
+        help="skip unreadable or foreign files with a warning instead of stopping",
+    )
+
+
+def _load(args: argparse.Namespace):  # -> pd.DataFrame (pandas imported lazily)
+    from analysis.results import load_results
+
+    return load_results(
+        args.results,
+        experiments=args.experiment,
+        on_bad_file="skip" if args.skip_bad_files else "raise",
+    )
+
+
+def _tables(args: argparse.Namespace) -> int:
+    from analysis.tables import paper_tables
+
+    df = _load(args)
+    names = None if args.table == "all" else [args.table]
+    rendered = [t.render(args.format) for t in paper_tables(df, names, args.benchmark_dir)]
+    separator = "\n" if args.format == "csv" else "\n\n"
+    print(separator.join(text.rstrip("\n") for text in rendered))
+    return 0
+
+
+def _plots(args: argparse.Namespace) -> int:
+    from analysis.figures import save_figures
+
+    df = _load(args)
+    for name, path in save_figures(df, args.out).items():
+        print(f"{name}: {path}")
+    return 0
 
 
 def _grids(args: argparse.Namespace) -> int:

@@ -21,19 +21,6 @@ PROGRESS_METRICS = {
     R.STATUS: "status",
 }
 PROGRESS_PARAMETERS = {"dataset": "data", "level": "level", "activation": "act", "seed": "seed"}
-SUMMARY_COLUMNS = [
-    "dataset",
-    "level",
-    "arch_data",
-    "activation",
-    "w_optimizer",
-    "w_lr",
-    "seed",
-    R.EPOCH,
-    R.STATUS,
-    R.VALID_ACC,
-    R.BENCH["cifar10_test"],
-]
 
 
 def run_experiment(configs: Sequence[SearchConfig], options: RunOptions, experiment: str) -> int:
@@ -52,24 +39,29 @@ def run_experiment(configs: Sequence[SearchConfig], options: RunOptions, experim
         results = build_tuner(configs, options, experiment, [writer], progress).fit()
     finally:
         ray.shutdown()
-    _print_summary(parquet_root, experiment, len(results.errors), time.monotonic() - start)
+    benchmark_dir = next((c.benchmark_dir for c in configs if c.benchmark_dir), None)
+    _print_summary(
+        parquet_root, experiment, len(results.errors), time.monotonic() - start, benchmark_dir
+    )
     return 1 if results.errors else 0
 
 
-def _print_summary(parquet_root: str, experiment: str, errors: int, seconds: float) -> None:
+def _print_summary(
+    parquet_root: str, experiment: str, errors: int, seconds: float, benchmark_dir: str | None
+) -> None:
+    """Trial counts, the main table (paper Table 1 layout) and how to load the results."""
     from analysis.results import load_results
+    from analysis.tables import main_table
 
     try:
-        final = load_results(parquet_root, experiments=[experiment], final_only=True)
+        df = load_results(parquet_root, experiments=[experiment])
     except FileNotFoundError:  # no trial reported anything (e.g. all failed at start-up)
-        final = None
-    count = 0 if final is None else len(final)
-    print(f"\n{experiment}: {count} trials with results, {errors} errored, {seconds:.0f} s")
-    if final is not None and count:
-        columns = [c for c in SUMMARY_COLUMNS if c in final.columns]
-        print(final[columns].to_string(index=False, max_rows=60))
-    print(f"\nParquet dataset: {parquet_root}")
-    print(
-        f"  import analysis.results as r; df = r.load_results({parquet_root!r}, "
-        f"experiments=[{experiment!r}])"
-    )
+        df = None
+    count = 0 if df is None else df["trial_id"].nunique()
+    print(f"\n{experiment}: {count} trials with results, {errors} errored, {seconds:.0f} s\n")
+    if df is not None and count:
+        print(main_table(df, benchmark_dir=benchmark_dir).to_markdown())
+    print(f"Parquet dataset: {parquet_root}")
+    print("  from analysis.results import load_results")
+    print(f"  df = load_results({parquet_root!r}, experiments=[{experiment!r}])")
+    print(f"  more tables: study tables {parquet_root}; figures: study plots {parquet_root} --out DIR")

@@ -135,6 +135,11 @@ def test_run_writes_every_trial_epoch_once_and_rerun_resumes_without_rerunning(t
     assert sorted(frame["level"].unique()) == ["bi", "single"]
     assert set(frame["epoch"]) == {1, 2} and (frame["dataset"] == "synthetic").all()
     parts = sorted((tmp_path / "res" / "parquet").rglob("part-*.parquet"))
+    # the end of the run prints the main table (one row per method, then Optimal)
+    assert "NAS-Bench-201 accuracy (%) of the final derived architecture" in first.stdout
+    assert "| DARTS |" in first.stdout and "| Single-DARTS |" in first.stdout
+    assert "| Optimal |" in first.stdout
+    _check_tables_and_plots(tmp_path / "res")
 
     again = _study("run", str(grid), "--results", "res", "--name", "tiny", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -151,3 +156,37 @@ def test_run_with_a_uri_results_location(tmp_path) -> None:
     assert len(load_results(f"{uri}/parquet", experiments=["uri"])) == 2
     assert (tmp_path / "store" / "tune" / "uri").is_dir()
     assert not (tmp_path / "file:").exists()
+
+
+def _check_tables_and_plots(results: Path) -> None:
+    """``study tables`` / ``study plots`` on a finished run's --results folder."""
+    tables = _study("tables", str(results), "--format", "markdown", cwd=results.parent)
+    assert tables.returncode == 0, tables.stderr[-3000:]
+    assert "| Optimal |" in tables.stdout and "Collapse" in tables.stdout
+    latex = _study("tables", str(results), "--table", "main", "--format", "latex",
+                   cwd=results.parent)
+    assert latex.returncode == 0 and "\\begin{tabular}" in latex.stdout
+    assert "Collapse" not in latex.stdout
+    plots = _study("plots", str(results), "--out", str(results.parent / "figs"),
+                   cwd=results.parent)
+    assert plots.returncode == 0, plots.stderr[-3000:]
+    names = sorted(p.name for p in (results.parent / "figs").glob("*.png"))
+    assert names == sorted(
+        ["alpha_trajectories.png", "gradient_correlation.png", "operator_gradients.png",
+         "stability.png"]
+    )
+    assert all((results.parent / "figs" / n).stat().st_size > 1000 for n in names)
+
+
+def test_tables_on_a_missing_folder_or_a_corrupt_file_exit_2_naming_it(tmp_path, capsys) -> None:
+    assert main(["tables", str(tmp_path / "nowhere")]) == EXIT_BAD_INPUT
+    assert str(tmp_path / "nowhere") in capsys.readouterr().err
+    folder = tmp_path / "res" / "parquet" / "experiment=x"
+    folder.mkdir(parents=True)
+    bad = folder / "part-bad.parquet"
+    bad.write_bytes(b"not parquet at all")
+    assert main(["tables", str(tmp_path / "res")]) == EXIT_BAD_INPUT
+    assert "part-bad.parquet" in capsys.readouterr().err
+    assert bad.read_bytes() == b"not parquet at all"  # nothing touched
+    # skipping the only file leaves nothing to read: still a clear error, not an empty table
+    assert main(["tables", str(tmp_path / "res"), "--skip-bad-files"]) == EXIT_BAD_INPUT
