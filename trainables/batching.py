@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from trainables.datasets import ImageSplit
 
-__all__ = ["DeviceSplit", "draw_augmentation", "normalise"]
+__all__ = ["DeviceSplit", "channel_stats", "draw_augmentation", "normalise"]
 
 
 def draw_augmentation(
@@ -84,6 +84,18 @@ def _as_channel_tensor(values: Sequence[float], name: str, device: torch.device)
     return t.view(1, 3, 1, 1).to(device)
 
 
+def channel_stats(
+    mean: Sequence[float], std: Sequence[float], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel normalisation statistics as float32 (1, 3, 1, 1) tensors on ``device``, for
+    :func:`normalise`; ``std`` must be positive per channel."""
+    mean_t = _as_channel_tensor(mean, "mean", device)
+    std_t = _as_channel_tensor(std, "std", device)
+    if bool((std_t <= 0).any()):
+        raise ValueError(f"std must be positive per channel; got {list(std)}")
+    return mean_t, std_t
+
+
 class DeviceSplit:
     """One ImageSplit resident on a device as a single uint8 tensor, with augmentation.
 
@@ -106,10 +118,7 @@ class DeviceSplit:
             raise ValueError(f"crop_padding must be an int >= 0 (pixels); got {crop_padding!r}")
         self.device = torch.device(device)
         self.crop_padding = crop_padding
-        self.mean = _as_channel_tensor(mean, "mean", self.device)
-        self.std = _as_channel_tensor(std, "std", self.device)
-        if bool((self.std <= 0).any()):
-            raise ValueError(f"std must be positive per channel; got {list(std)}")
+        self.mean, self.std = channel_stats(mean, std, self.device)
         self.images = split.images.to(self.device).contiguous()
         self.labels = split.labels.to(self.device)
 

@@ -63,7 +63,8 @@ class SearchConfig:
       epochs / batch_size / seed / steps_per_epoch — ``steps_per_epoch`` 0 = one pass over the
         training pool (ceil(pool / batch)); >0 caps it, for quick runs.
       channels / depth / stem — supernet size: C; NB201 cells per stage (5) or DARTS cells in
-        all (8), None = the space default; DARTS stem.
+        all (8), None = the space default; DARTS stem: ``imagenet`` (x8 downsampling) goes with
+        ``dataset='imagenet'`` and only with it, which in turn needs ``space='darts'``.
       probe_every — the gradient-correlation probe samples one step in every ``probe_every``
         (0 = off). ``unroll_r`` — finite-difference radius of second-order DARTS.
     """
@@ -156,6 +157,16 @@ class SearchConfig:
             )
         if self.stem == "imagenet" and self.space != "darts":
             raise ValueError("stem='imagenet' exists only for space='darts'")
+        if self.stem == "imagenet" and self.dataset != "imagenet":
+            raise ValueError(
+                "stem='imagenet' downsamples 224-pixel input x8 and needs dataset='imagenet' "
+                f"(got dataset={self.dataset!r}); use stem='cifar' for the other datasets"
+            )
+        if self.dataset == "imagenet" and (self.space, self.stem) != ("darts", "imagenet"):
+            raise ValueError(
+                "dataset='imagenet' (224-pixel ImageNet-1k) needs space='darts' and "
+                f"stem='imagenet' (got space={self.space!r}, stem={self.stem!r})"
+            )
 
     # ------------------------------------------------------------------ flat dict round trip
     def to_dict(self) -> dict[str, Any]:

@@ -28,13 +28,13 @@ from search_spaces import build_supernet
 from search_spaces.benchmark import Benchmark, BenchmarkRecordError, open_benchmark
 from search_spaces.supernet import SuperNet
 from trainables import records as R
-from trainables.batching import DeviceSplit
 from trainables.config import SearchConfig
 from trainables.datasets import SearchDataset, load_dataset
 from trainables.optim import build_optimizers
 from trainables.probes import EpochMeter, gradient_correlation
 from trainables.sampling import epoch_plan
 from trainables.strategies import build_strategy
+from trainables.streaming import make_split
 
 CHECKPOINT_FILE = "search.pt"
 CHECKPOINT_FORMAT = 1
@@ -60,8 +60,8 @@ class Search:
             else load_dataset(config.dataset, config.data_dir or None)
         )
         split = (data.mean, data.std, data.crop_padding, self.device)
-        self.train = DeviceSplit(data.train, *split)
-        self.held_out = DeviceSplit(data.held_out, *split)
+        self.train = make_split(data.train, *split)
+        self.held_out = make_split(data.held_out, *split)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.model: SuperNet = build_supernet(

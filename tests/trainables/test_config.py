@@ -11,7 +11,7 @@ from trainables.config import DEFAULT_DEPTH, SearchConfig
 # One invalid value per field (wrong type or impossible value), with the text the error must name.
 INVALID: dict[str, list[object]] = {
     "space": ["nb301", 1],
-    "dataset": ["imagenet", None],
+    "dataset": ["imagenet1k", None],
     "data_dir": [3],
     "benchmark_dir": [None],
     "level": ["tri", "Single"],
@@ -66,7 +66,7 @@ def test_choice_errors_list_allowed_values(name: str) -> None:
     allowed = {
         "level": "'single', 'bi'",
         "activation": "'softmax', 'sigmoid', 'sigmoid*'",
-        "dataset": "'cifar10', 'cifar100', 'imagenet16-120', 'digits', 'synthetic'",
+        "dataset": "'cifar10', 'cifar100', 'imagenet16-120', 'imagenet', 'digits', 'synthetic'",
         "w_optimizer": "'sgd', 'adam'",
         "space": "'nb201', 'darts'",
     }[name]

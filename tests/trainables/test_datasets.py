@@ -310,7 +310,14 @@ def test_unknown_name_lists_valid_names() -> None:
 
 
 def test_dataset_names_are_the_product_names() -> None:
-    assert DATASET_NAMES == ("cifar10", "cifar100", "imagenet16-120", "digits", "synthetic")
+    assert DATASET_NAMES == (
+        "cifar10",
+        "cifar100",
+        "imagenet16-120",
+        "imagenet",
+        "digits",
+        "synthetic",
+    )
 
 
 # ---------------------------------------------------------------------------------------------

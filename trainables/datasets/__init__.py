@@ -1,4 +1,4 @@
-"""Dataset readers: files on disk -> CPU uint8 image tensors with the official search splits.
+"""Dataset readers: files on disk -> CPU uint8 image tensors (or file lists) with search splits.
 
 Every reader returns a :class:`SearchDataset` with two halves:
 
@@ -8,10 +8,13 @@ Every reader returns a :class:`SearchDataset` with two halves:
   validation accuracy for every level.
 
 Which images go where follows the NAS-Bench-201 reference (``DARTS-V1`` in xautodl), using the
-official split files shipped in ``trainables/splits/``. Images stay uint8 (N, 3, H, W) on the CPU;
-:mod:`trainables.batching` moves them to a device once and augments there.
+official split files shipped in ``trainables/splits/``. Images stay uint8 (N, 3, H, W) on the CPU
+(:class:`ImageSplit`); :mod:`trainables.batching` moves them to a device once and augments there.
+ImageNet-1k is too large for that: its reader returns file lists (:class:`FileSplit`) that
+:mod:`trainables.streaming` decodes batch by batch.
 
-Readers: :mod:`trainables.datasets.nb201` (the benchmark's datasets, from their raw files) and
+Readers: :mod:`trainables.datasets.nb201` (the benchmark's datasets, from their raw files),
+:mod:`trainables.datasets.imagenet` (``imagenet``: ImageNet-1k in the ImageFolder layout) and
 :mod:`trainables.datasets.offline` (``digits``, ``synthetic``); ``load_dataset`` dispatches by name.
 """
 
@@ -20,7 +23,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from trainables.datasets.base import DatasetNotFoundError, ImageSplit, SearchDataset
+from trainables.datasets.base import DatasetNotFoundError, FileSplit, ImageSplit, SearchDataset
+from trainables.datasets.imagenet import imagenet_train_dir, load_imagenet
 from trainables.datasets.nb201 import (
     load_cifar10,
     load_cifar100,
@@ -34,6 +38,7 @@ from trainables.datasets.offline import load_digits, load_synthetic
 __all__ = [
     "DATASET_NAMES",
     "DatasetNotFoundError",
+    "FileSplit",
     "ImageSplit",
     "SearchDataset",
     "check_dataset_files",
@@ -41,6 +46,7 @@ __all__ = [
     "load_cifar100",
     "load_dataset",
     "load_digits",
+    "load_imagenet",
     "load_imagenet16_120",
     "load_split_file",
     "load_synthetic",
@@ -55,6 +61,7 @@ _LOADERS: dict[str, Loader] = {
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
     "imagenet16-120": load_imagenet16_120,
+    "imagenet": load_imagenet,
     "digits": load_digits,
     "synthetic": load_synthetic,
 }
@@ -86,10 +93,13 @@ def check_dataset_files(name: str, data_dir: str | os.PathLike[str] | None = Non
     """Check, without reading them, that dataset ``name``'s raw files exist under ``data_dir``.
 
     Raises ``DatasetNotFoundError`` naming the missing path and what to download, or
-    ``ValueError`` for an unknown name. ``digits`` and ``synthetic`` need no files.
+    ``ValueError`` for an unknown name. ``digits`` and ``synthetic`` need no files. For
+    ``imagenet`` only the layout is checked (``imagenet/train/`` holds a class folder), without
+    listing its 1.28M files.
     """
     if name not in _LOADERS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
-    if name not in ("digits", "synthetic"):
+    if name == "imagenet":
+        imagenet_train_dir(data_dir)
+    elif name not in ("digits", "synthetic"):
         require_files(name, data_dir)
-

@@ -1,4 +1,5 @@
-"""Types shared by the dataset readers: an image split, a search dataset, the not-found error."""
+"""Types shared by the dataset readers: image splits (in memory or file-backed), a search dataset,
+the not-found error."""
 
 from __future__ import annotations
 
@@ -41,6 +42,38 @@ class ImageSplit:
 
 
 @dataclass(frozen=True)
+class FileSplit:
+    """A set of image files with labels, decoded only when a batch needs them (ImageNet-1k).
+
+    For datasets too large to hold in memory as uint8 tensors; :mod:`trainables.streaming` reads
+    and augments the files batch by batch.
+
+    Attributes:
+        paths: image file paths (JPEG or PNG), one per image, in split order.
+        labels: int64, shape (N,), class indices in [0, num_classes); ``labels[i]`` belongs to
+            ``paths[i]``.
+    """
+
+    paths: tuple[str, ...]
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        paths, labels = self.paths, self.labels
+        if not isinstance(paths, tuple) or not all(isinstance(p, str) for p in paths):
+            raise ValueError(
+                f"FileSplit.paths must be a tuple of str file paths; got {type(paths).__name__}"
+            )
+        if labels.dtype != torch.int64 or labels.shape != (len(paths),):
+            raise ValueError(
+                f"FileSplit.labels must be int64 of shape ({len(paths)},) to match the paths; "
+                f"got {labels.dtype} {tuple(labels.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@dataclass(frozen=True)
 class SearchDataset:
     """Both halves of a search dataset plus what augmentation needs to know about them.
 
@@ -51,12 +84,14 @@ class SearchDataset:
         held_out: α batches for bi-level ``'split'``; supernet validation accuracy for every level.
         num_classes: number of classes; labels lie in [0, num_classes).
         mean, std: per-channel statistics in [0, 1] pixel units (pixel / 255), for normalising.
-        crop_padding: zero padding in pixels for the random crop (4 at 32x32, 2 at 16x16).
+        crop_padding: zero padding in pixels for the random crop (4 at 32x32, 2 at 16x16); unused
+            by file-backed splits, which use a random resized crop (0 by convention).
+    Both halves are of one kind: in-memory :class:`ImageSplit` or file-backed :class:`FileSplit`.
     """
 
     name: str
-    train: ImageSplit
-    held_out: ImageSplit
+    train: ImageSplit | FileSplit
+    held_out: ImageSplit | FileSplit
     num_classes: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -70,5 +105,10 @@ class SearchDataset:
                     f"{self.name}: {half_name} labels must lie in [0, {self.num_classes}); got "
                     f"[{int(labels.min())}, {int(labels.max())}]"
                 )
+        if type(self.train) is not type(self.held_out):
+            raise ValueError(
+                f"{self.name}: train and held_out must both be ImageSplit or both FileSplit; got "
+                f"{type(self.train).__name__} and {type(self.held_out).__name__}"
+            )
         if any(s <= 0 for s in self.std):
             raise ValueError(f"{self.name}: std must be positive per channel; got {self.std}")
