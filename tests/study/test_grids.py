@@ -92,13 +92,22 @@ def test_table5_single_adam_is_table1_single():
 
 def test_darts_grid():
     configs = GRIDS["darts"].build()
-    assert len(configs) == 2 * 3  # methods × seeds
+    assert len(configs) == 2 * 3 + 1  # methods × seeds on CIFAR-10, + one ImageNet-1k search
     assert _values(configs, "space") == {"darts"}
     assert _values(configs, "depth") == {8} and _values(configs, "channels") == {16}
-    assert _values(configs, "dataset") == {"cifar10"}
-    assert _values(configs, "stem") == {"cifar"}  # ImageNet-1k row waits for a reader
-    assert _values(configs, "level") == {"single", "bi"}
-    assert _values(configs, "seed") == {0, 1, 2}
+    cifar = [c for c in configs if c.dataset == "cifar10"]
+    assert len(cifar) == 6 and _values(cifar, "stem") == {"cifar"}
+    assert _values(cifar, "level") == {"single", "bi"}
+    assert _values(cifar, "seed") == {0, 1, 2} and _values(cifar, "batch_size") == {64}
+    (imagenet,) = [c for c in configs if c.dataset != "cifar10"]
+    single_cifar = next(c for c in cifar if c.level == "single" and c.seed == 0)
+    # the paper's ImageNet-1k search: Single-DARTS's DARTS-space recipe, stem ×8, batch 360
+    assert imagenet == single_cifar.replace(dataset="imagenet", stem="imagenet", batch_size=360)
+    assert (imagenet.activation, imagenet.w_lr, imagenet.arch_weight_decay) == (
+        "sigmoid*",
+        0.025,
+        0.0,
+    )
 
 
 def test_paper_is_deduped_union():
@@ -108,7 +117,7 @@ def test_paper_is_deduped_union():
     assert {config_key(c) for c in paper} == {config_key(c) for c in union}
     assert len(paper) == len({config_key(c) for c in paper})
     # shared trials: Table 1 Single-DARTS and Table 4 bi/split + single on cifar10/100 in Table 5
-    assert len(paper) == 30 + 45 + 120 + 6 - 3 * 2 * 5
+    assert len(paper) == 30 + 45 + 120 + 7 - 3 * 2 * 5
 
 
 def test_smoke():
@@ -131,8 +140,8 @@ def test_describe_grids():
         "table1": 30,
         "table4": 45,
         "table5": 120,
-        "darts": 6,
-        "paper": 171,
+        "darts": 7,
+        "paper": 172,
         "smoke": 8,
     }
     assert all(isinstance(d, str) and d for _, _, d in rows)
