@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,20 @@ def test_import_does_not_pull_ray_or_torch() -> None:
         "[m for m in ('ray', 'torch') if m in sys.modules]"
     )
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+
+
+def test_alphas_false_leaves_out_the_alpha_lists_only(study) -> None:
+    full = load_results(study)
+    lean = load_results(study, alphas=False)
+    assert "alpha_normal" in full and "alpha_normal" not in lean
+    assert list(lean.columns) == [c for c in full.columns if c != "alpha_normal"]
+    assert lean.train_loss.tolist() == full.train_loss.tolist()
+    assert full.alpha_normal.iloc[0] == [[0.5, 0.5]]  # cells read as nested Python lists
+
+
+def test_study_run_results_folder_resolves_to_its_parquet_subfolder(
+    study, tmp_path_factory
+) -> None:
+    outer = tmp_path_factory.mktemp("results")
+    shutil.copytree(study, outer / "parquet")
+    assert len(load_results(outer)) == len(load_results(outer / "parquet")) == 8

@@ -1,0 +1,334 @@
+"""The paper's figures from a results frame (``analysis.results.load_results``).
+
+* ``stability_figure`` — Figure 1: NAS-Bench-201 test accuracy of the derived cell per epoch,
+  mean ± 1 sample std over seeds, one line per search, one panel per dataset.
+* ``alpha_trajectories_figure`` — Figure A-1: activated α of every op on every edge over epochs,
+  for one trial per search (or the trials asked for).
+* ``operator_gradients_figure`` — Figure 3: mean ∂L/∂α per op (over edges and seeds) per epoch.
+* ``gradient_correlation_figure`` — Figure 2: the gradient-correlation probe (cosine and inner
+  product of ∇w on the w batch and on the α batch) per epoch, mean ± std over seeds.
+* ``save_figures`` writes all four as PNG files.
+
+Searches are told apart by ``analysis.frame.series_labels`` (the method plus every other config
+field that varies), so two different searches are never averaged together; seeds are averaged.
+A missing dataset, metric or α never raises: the panel says ``no data: <why>`` instead.
+
+Every builder returns a ``matplotlib.figure.Figure`` made directly (no pyplot), so nothing global
+changes: the user's backend and pyplot's figure list are left alone, and ``savefig`` renders with
+Agg. Only matplotlib, pandas and numpy are imported (no torch, no ray).
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure, SubFigure
+from matplotlib.ticker import MaxNLocator
+
+from analysis.alphas import alpha_long
+from analysis.frame import bench_column, series_labels, with_labels
+from trainables import records as R
+
+DPI = 120
+SERIES = "series"  # the legend label column added by ``_labelled``
+EPOCH_AXIS = "search epoch (number of passes)"
+ACC_AXIS = "NAS-Bench-201 test accuracy (%)"
+ALPHA_AXIS = "activated α (unitless)"
+GRAD_AXIS = "mean ∂L/∂α (loss per unit α)"
+PROBES = {
+    R.GRAD_COSINE: "cos(∇w L(w batch), ∇w L(α batch))\n(unitless)",
+    R.GRAD_INNER: "⟨∇w L(w batch), ∇w L(α batch)⟩\n((loss per unit w)²)",
+}
+TITLE_WIDTH = 48  # characters per line of a panel title
+MAX_EDGE_COLUMNS = 7  # α trajectories: a DARTS cell's 14 edges wrap into two rows
+
+
+# ---------------------------------------------------------------------- the four figures
+def stability_figure(df: pd.DataFrame) -> Figure:
+    """Paper Figure 1: per dataset, the derived cell's benchmark test accuracy per epoch.
+
+    One panel per dataset; one line per series label (mean over seeds) with a ±1 sample-std band
+    (ddof=1) where at least two seeds report. A dataset whose benchmark column is all NaN (e.g.
+    the DARTS space) shows the supernet's ``valid_acc`` instead, and the y label says so.
+    """
+    title = "Stability of the searched architecture (paper Figure 1)"
+    frame = _labelled(df)
+    datasets = _datasets(frame)
+    if not datasets:
+        why = "no results" if frame.empty else "no dataset recorded"
+        return _no_data_figure(title, why, EPOCH_AXIS, ACC_AXIS)
+    fig, axes = _panels(len(datasets), title)
+    colours = _colours(frame[SERIES])
+    for ax, dataset in zip(axes, datasets, strict=True):
+        rows = frame[frame["dataset"] == dataset]
+        column = bench_column(dataset, "test")
+        if _has_values(rows, column):
+            value, ylabel, name = column, ACC_AXIS, column
+        else:
+            value, ylabel = R.VALID_ACC, "supernet valid accuracy (%)\n(no NAS-Bench-201 value)"
+            name = f"{R.VALID_ACC} ({column} all NaN)"
+        _label(ax, EPOCH_AXIS, ylabel, f"{dataset}: {name}")
+        _series_lines(ax, rows, value, colours, why=f"{column} and {R.VALID_ACC} all NaN")
+    return fig
+
+
+def alpha_trajectories_figure(df: pd.DataFrame, trial_ids: Sequence[str] | None = None) -> Figure:
+    """Paper Figure A-1: activated α per op over epochs, one subplot per edge.
+
+    One block of subplots per trial (a row titled with its series label and seed): the normal
+    cell's edges, then (DARTS) the reduction cell's; one line per op, op names in the block's
+    legend. By default the first trial (lowest seed, then trial_id) of every series label;
+    ``trial_ids`` picks trials instead, in that order (an unknown id raises ``ValueError``).
+    """
+    title = "Activated α per operation over the search (paper Figure A-1)"
+    frame = _labelled(df)
+    if frame.empty:
+        return _no_data_figure(title, "no results", EPOCH_AXIS, ALPHA_AXIS)
+    trials = _chosen_trials(frame, trial_ids)
+    keys = pd.MultiIndex.from_frame(trials[["experiment", "trial_id"]])
+    picked = frame[pd.MultiIndex.from_frame(frame[["experiment", "trial_id"]]).isin(keys)]
+    long = alpha_long(picked, "alpha")
+    long = long[long["weight"].notna()]
+    if long.empty:
+        return _no_data_figure(title, "no α recorded for these trials", EPOCH_AXIS, ALPHA_AXIS)
+    blocks = [
+        long[(long["experiment"] == t.experiment) & (long["trial_id"] == t.trial_id)]
+        for t in trials.itertuples()
+    ]
+    layouts = [_edge_layout(block) for block in blocks]
+    ncols = max(max((n for _, n in layout), default=1) for layout in layouts)
+    ncols = min(ncols, MAX_EDGE_COLUMNS)
+    heights = [max(sum(math.ceil(n / ncols) for _, n in layout), 1) for layout in layouts]
+    fig = Figure(figsize=(2.6 * ncols + 1.8, 2.3 * sum(heights) + 0.6), layout="constrained")
+    fig.suptitle(title)
+    subfigs = fig.subfigures(len(blocks), 1, height_ratios=heights, squeeze=False)[:, 0]
+    for subfig, block, trial, height in zip(
+        subfigs, blocks, trials.itertuples(), heights, strict=True
+    ):
+        subfig.suptitle(f"{trial.series}, seed {trial.seed} (trial {trial.trial_id})")
+        _trajectory_block(subfig, block, height, ncols)
+    return fig
+
+
+def operator_gradients_figure(df: pd.DataFrame) -> Figure:
+    """Paper Figure 3: mean ∂L/∂α per op over epochs, averaged over edges, then over seeds.
+
+    One panel per series label (a second row for the DARTS reduction cell); one line per op.
+    """
+    title = "Mean architecture gradient per operation (paper Figure 3)"
+    frame = _labelled(df)
+    if frame.empty:
+        return _no_data_figure(title, "no results", EPOCH_AXIS, GRAD_AXIS)
+    long = alpha_long(frame, "alpha_grad", columns=(SERIES,))
+    long = long[long["grad"].notna()]
+    if long.empty:
+        return _no_data_figure(title, "no α-gradient recorded", EPOCH_AXIS, GRAD_AXIS)
+    per_trial = long.groupby(
+        [SERIES, "cell", "experiment", "trial_id", "epoch", "op"], sort=False, observed=True
+    )["grad"].mean()  # over edges
+    mean = per_trial.groupby([SERIES, "cell", "epoch", "op"], sort=False).mean().reset_index()
+    labels = sorted(mean[SERIES].unique())
+    cells = [c for c in ("normal", "reduce") if (mean["cell"] == c).any()]
+    fig, axes = _panels(len(labels) * len(cells), title, ncols=len(labels))
+    colours = _colours(long["op"])
+    for k, ax in enumerate(axes):
+        cell, label = cells[k // len(labels)], labels[k % len(labels)]
+        _label(ax, EPOCH_AXIS, GRAD_AXIS, f"{label}: {cell} cell")
+        panel = mean[(mean[SERIES] == label) & (mean["cell"] == cell)]
+        if panel.empty:
+            _no_data(ax, f"no {cell}-cell α-gradient")
+            continue
+        for op in pd.unique(panel["op"]):
+            line = panel[panel["op"] == op].sort_values("epoch")
+            ax.plot(line["epoch"], line["grad"], label=op, color=colours[op], marker=".")
+        ax.legend(fontsize="small")
+    return fig
+
+
+def gradient_correlation_figure(df: pd.DataFrame) -> Figure:
+    """Paper Figure 2: the gradient-correlation probe per epoch, mean ± std over seeds.
+
+    Left ``grad_cosine``, right ``grad_inner``; one line per series label. Rows whose probe value
+    is NaN (probe off) are ignored; a series with none left is not drawn and not in the legend.
+    """
+    title = "Gradient correlation of the w and α batches (paper Figure 2)"
+    frame = _labelled(df)
+    fig, axes = _panels(len(PROBES), title)
+    colours = _colours(frame[SERIES])
+    for ax, (column, ylabel) in zip(axes, PROBES.items(), strict=True):
+        _label(ax, EPOCH_AXIS, ylabel, column)
+        if frame.empty:
+            _no_data(ax, "no results")
+        else:
+            _series_lines(ax, frame, column, colours, why=f"{column} all NaN (probe off?)")
+    return fig
+
+
+FIGURES = {
+    "stability": stability_figure,
+    "alpha_trajectories": alpha_trajectories_figure,
+    "operator_gradients": operator_gradients_figure,
+    "gradient_correlation": gradient_correlation_figure,
+}
+
+
+def save_figures(df: pd.DataFrame, out_dir: str | Path) -> dict[str, Path]:
+    """Write the four figures as ``out_dir/<name>.png`` (created if missing), ``DPI`` dots per
+    inch; returns {name: path} with names stability, alpha_trajectories, operator_gradients,
+    gradient_correlation."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name, build in FIGURES.items():
+        path = out / f"{name}.png"
+        build(df).savefig(path, dpi=DPI)
+        paths[name] = path
+    return paths
+
+
+# ---------------------------------------------------------------------- frame helpers
+def _labelled(df: pd.DataFrame) -> pd.DataFrame:
+    """``with_labels(df)`` plus the legend label column ``SERIES``."""
+    frame = with_labels(df)
+    frame[SERIES] = series_labels(frame)
+    return frame
+
+
+def _datasets(frame: pd.DataFrame) -> list[str]:
+    """The datasets present, sorted ([] for an empty frame or one without the column)."""
+    if frame.empty or "dataset" not in frame:
+        return []
+    return sorted(str(v) for v in frame["dataset"].dropna().unique())
+
+
+def _has_values(frame: pd.DataFrame, column: str) -> bool:
+    return column in frame and bool(frame[column].notna().any())
+
+
+def _chosen_trials(frame: pd.DataFrame, trial_ids: Sequence[str] | None) -> pd.DataFrame:
+    """One row (experiment, trial_id, series, seed) per trial to draw, in drawing order."""
+    seed = frame["seed"] if "seed" in frame else pd.Series(pd.NA, index=frame.index)
+    trials = (
+        frame.assign(seed=seed)[["experiment", "trial_id", SERIES, "seed"]]
+        .drop_duplicates(["experiment", "trial_id"])
+        .sort_values([SERIES, "seed", "trial_id", "experiment"], na_position="last")
+    )
+    if trial_ids is None:
+        return trials.drop_duplicates(SERIES).reset_index(drop=True)
+    unknown = sorted(set(trial_ids) - set(trials["trial_id"]))
+    if unknown:
+        raise ValueError(f"no results for trial id(s) {unknown}")
+    rank = {trial: k for k, trial in enumerate(trial_ids)}
+    chosen = trials[trials["trial_id"].isin(rank)]
+    return chosen.sort_values("trial_id", key=lambda s: s.map(rank), kind="stable").reset_index(
+        drop=True
+    )
+
+
+def _edge_layout(block: pd.DataFrame) -> list[tuple[str, int]]:
+    """(cell, number of edges) of each cell in a trial's long α frame, normal first."""
+    return [(str(c), int(g["edge"].nunique())) for c, g in block.groupby("cell", sort=True)]
+
+
+# ---------------------------------------------------------------------- drawing helpers
+def _colours(values: Iterable[object]) -> dict[str, tuple[float, ...]]:
+    """A stable colour per distinct value (sorted), cycling through tab10."""
+    cmap = colormaps["tab10"]
+    names = sorted({str(v) for v in values if not pd.isna(v)})  # type: ignore[arg-type]
+    return {name: tuple(cmap(k % 10)) for k, name in enumerate(names)}
+
+
+def _panels(n: int, title: str, *, ncols: int | None = None) -> tuple[Figure, list[Axes]]:
+    """A constrained-layout figure with ``n`` panels (at most 3 a row unless ``ncols``)."""
+    ncols = max(1, min(n, 3) if ncols is None else ncols)
+    nrows = max(1, math.ceil(n / ncols))
+    fig = Figure(figsize=(5.0 * ncols, 3.8 * nrows), layout="constrained")
+    fig.suptitle(title)
+    axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    return fig, axes[:n]
+
+
+def _label(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
+    """Axis labels and a (wrapped) panel title; epochs get integer ticks."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(textwrap.fill(title, TITLE_WIDTH), fontsize="medium")
+    if xlabel == EPOCH_AXIS:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _no_data(ax: Axes, why: str) -> None:
+    ax.text(0.5, 0.5, f"no data: {why}", ha="center", va="center", transform=ax.transAxes)
+
+
+def _no_data_figure(title: str, why: str, xlabel: str, ylabel: str) -> Figure:
+    fig, (ax,) = _panels(1, title)
+    _label(ax, xlabel, ylabel, "no data")
+    _no_data(ax, why)
+    return fig
+
+
+def _series_lines(
+    ax: Axes, frame: pd.DataFrame, value: str, colours: dict[str, tuple[float, ...]], why: str
+) -> None:
+    """Per series label: the mean over trials of ``value`` per epoch, with a ±1 sample-std band
+    (ddof=1) at epochs where ≥2 trials have a value. NaN values are ignored; a series without
+    any value is not drawn. With nothing to draw, the panel says ``no data: why``."""
+    data = frame[[SERIES, R.EPOCH, value]].dropna() if value in frame else frame.iloc[:0]
+    if data.empty:
+        _no_data(ax, why)
+        return
+    for label, rows in data.groupby(SERIES, sort=True):
+        stats = rows.groupby(R.EPOCH)[value].agg(["mean", "std", "count"]).sort_index()
+        x = stats.index.to_numpy(dtype=np.float64)
+        colour = colours.get(str(label))
+        ax.plot(x, stats["mean"].to_numpy(), marker=".", color=colour, label=str(label))
+        if (stats["count"] >= 2).any():
+            half = stats["std"].where(stats["count"] >= 2).to_numpy(dtype=np.float64)
+            low, high = stats["mean"].to_numpy() - half, stats["mean"].to_numpy() + half
+            ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
+    ax.legend(fontsize="small")
+
+
+def _trajectory_block(subfig: SubFigure, block: pd.DataFrame, nrows: int, ncols: int) -> None:
+    """One trial's α trajectories: a subplot per (cell, edge), a line per op, one legend."""
+    axes = list(subfig.subplots(nrows, ncols, squeeze=False).ravel())
+    if block.empty:
+        _label(axes[0], EPOCH_AXIS, ALPHA_AXIS, "no α")
+        _no_data(axes[0], "no α recorded for this trial")
+        for ax in axes[1:]:
+            subfig.delaxes(ax)
+        return
+    ops = list(pd.unique(block["op"]))
+    colours = {op: colormaps["tab10"](k % 10) for k, op in enumerate(ops)}
+    used = 0
+    for cell, rows in block.groupby("cell", sort=True):
+        edges = list(pd.unique(rows["edge"]))
+        start = used
+        for k, edge in enumerate(edges):
+            ax = axes[start + k]
+            _label(ax, EPOCH_AXIS, ALPHA_AXIS, f"{cell} cell, edge {edge}")
+            ax.xaxis.label.set_fontsize("small")
+            ax.yaxis.label.set_fontsize("small")
+            on_edge = rows[rows["edge"] == edge]
+            for op in ops:
+                line = on_edge[on_edge["op"] == op].sort_values(R.EPOCH)
+                ax.plot(line[R.EPOCH], line["weight"], color=colours[op], label=op)
+        used = start + math.ceil(len(edges) / ncols) * ncols
+    for ax in axes[used:]:
+        subfig.delaxes(ax)
+    for k, ax in enumerate(axes[:used]):
+        if not ax.lines:  # a row's spare slot
+            subfig.delaxes(ax)
+        elif k == 0:
+            handles, names = ax.get_legend_handles_labels()
+            subfig.legend(handles, names, loc="outside right upper", fontsize="small")
