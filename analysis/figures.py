@@ -34,6 +34,7 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis.alphas import alpha_long
 from analysis.frame import bench_column, series_labels, with_labels
+from search_spaces.genotypes import DARTS_OPS, NB201_OPS
 from trainables import records as R
 
 DPI = 120
@@ -48,6 +49,11 @@ PROBES = {
 }
 TITLE_WIDTH = 48  # characters per line of a panel title
 MAX_EDGE_COLUMNS = 7  # α trajectories: a DARTS cell's 14 edges wrap into two rows
+# One colour per operation in every figure: the 10 ops of both spaces are tab10's 10 colours.
+OP_COLOURS = {
+    op: tuple(colormaps["tab10"](k))
+    for k, op in enumerate(dict.fromkeys((*NB201_OPS, *DARTS_OPS)))
+}
 
 
 # ---------------------------------------------------------------------- the four figures
@@ -137,7 +143,7 @@ def operator_gradients_figure(df: pd.DataFrame) -> Figure:
     labels = sorted(mean[SERIES].unique())
     cells = [c for c in ("normal", "reduce") if (mean["cell"] == c).any()]
     fig, axes = _panels(len(labels) * len(cells), title, ncols=len(labels))
-    colours = _colours(long["op"])
+    colours = OP_COLOURS
     for k, ax in enumerate(axes):
         cell, label = cells[k // len(labels)], labels[k % len(labels)]
         _label(ax, EPOCH_AXIS, GRAD_AXIS, f"{label}: {cell} cell")
@@ -309,7 +315,7 @@ def _trajectory_block(subfig: SubFigure, block: pd.DataFrame, nrows: int, ncols:
             subfig.delaxes(ax)
         return
     ops = list(pd.unique(block["op"]))
-    colours = {op: colormaps["tab10"](k % 10) for k, op in enumerate(ops)}
+    colours = OP_COLOURS
     used = 0
     for cell, rows in block.groupby("cell", sort=True):
         edges = list(pd.unique(rows["edge"]))
