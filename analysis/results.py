@@ -75,8 +75,8 @@ def load_results(
         raise ValueError(f"on_bad_file={on_bad_file!r}; choose 'raise' or 'skip'")
     if isinstance(experiments, str):
         experiments = [experiments]
-    fs, base = resolve_location(root)
-    files = _part_files(fs, base, root, experiments)
+    fs, folders = experiment_folders(root, experiments)
+    files = _part_files(fs, folders, root)
     skipped = set() if alphas else set(ALPHA_COLUMNS)
     tables = []
     for experiment, path in files:
@@ -117,12 +117,14 @@ def _dataset_base(fs: pafs.FileSystem, base: str) -> str:
     return base
 
 
-def _part_files(
-    fs: pafs.FileSystem, base: str, root, experiments: Sequence[str] | None
-) -> list[tuple[str, str]]:
-    """(experiment, path) of every part file, in a deterministic order."""
-    info = fs.get_file_info(base)
-    if info.type != pafs.FileType.Directory:
+def experiment_folders(
+    root: str | os.PathLike, experiments: Sequence[str] | None = None
+) -> tuple[pafs.FileSystem, dict[str, str]]:
+    """The filesystem and ``{experiment: folder path}`` under a results root (the dataset root,
+    the ``--results`` folder of ``study run`` holding ``parquet/``, or a URI), restricted to
+    ``experiments`` when given. A missing root or experiment raises ``FileNotFoundError``."""
+    fs, base = resolve_location(root)
+    if fs.get_file_info(base).type != pafs.FileType.Directory:
         raise FileNotFoundError(f"results root {root!s} does not exist or is not a directory")
     base = _dataset_base(fs, base)
     folders = {
@@ -137,6 +139,13 @@ def _part_files(
                 f"no results for experiment(s) {missing} under {root!s}; found {sorted(folders)}"
             )
         folders = {name: folders[name] for name in experiments}
+    return fs, folders
+
+
+def _part_files(
+    fs: pafs.FileSystem, folders: dict[str, str], root
+) -> list[tuple[str, str]]:
+    """(experiment, path) of every part file, in a deterministic order."""
     files = []
     for name in sorted(folders):
         for child in sorted(_children(fs, folders[name]), key=lambda c: c.base_name):

@@ -7,6 +7,7 @@
     study tables RESULTS [--table NAME] [--format markdown|latex|csv] [--experiment NAME ...]
                          [--benchmark-dir DIR] [--skip-bad-files]
     study plots RESULTS --out DIR [--experiment NAME ...] [--skip-bad-files]
+    study compact RESULTS [--experiment NAME ...]
 
 GRID is a registered grid name (``study grids``) or a TOML grid file; RESULTS is a ``--results``
 folder of ``study run`` (or its ``parquet`` subfolder, or an ``s3://`` URI). Every input is
@@ -91,13 +92,20 @@ def _parser() -> argparse.ArgumentParser:
     _results_arguments(plots)
     plots.add_argument("--out", required=True, help="folder for the PNG files")
     plots.set_defaults(handler=_plots)
+    compact = sub.add_parser(
+        "compact",
+        help="merge each experiment's small part files into one, losslessly (a run does this "
+        "at its end; use it when the driver was killed)",
+    )
+    _results_arguments(compact, skip_bad_files=False)
+    compact.set_defaults(handler=_compact)
     return parser
 
 
 TABLE_CHOICES = ("all", "main", "data_mode", "lr", "activation", "optimizer", "collapse")
 
 
-def _results_arguments(parser: argparse.ArgumentParser) -> None:
+def _results_arguments(parser: argparse.ArgumentParser, *, skip_bad_files: bool = True) -> None:
     parser.add_argument("results", help="results folder of study run (or an s3:// URI)")
     parser.add_argument(
         "--experiment",
@@ -105,6 +113,8 @@ def _results_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="only this experiment (repeatable; default: all)",
     )
+    if not skip_bad_files:
+        return
     parser.add_argument(
         "--skip-bad-files",
         action="store_true",
@@ -112,20 +122,21 @@ def _results_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(args: argparse.Namespace):  # -> pd.DataFrame (pandas imported lazily)
+def _load(args: argparse.Namespace, alphas: bool):  # -> pd.DataFrame (pandas imported lazily)
     from analysis.results import load_results
 
     return load_results(
         args.results,
         experiments=args.experiment,
         on_bad_file="skip" if args.skip_bad_files else "raise",
+        alphas=alphas,
     )
 
 
 def _tables(args: argparse.Namespace) -> int:
     from analysis.tables import paper_tables
 
-    df = _load(args)
+    df = _load(args, alphas=False)  # tables need no α
     names = None if args.table == "all" else [args.table]
     rendered = [t.render(args.format) for t in paper_tables(df, names, args.benchmark_dir)]
     separator = "\n" if args.format == "csv" else "\n\n"
@@ -136,9 +147,23 @@ def _tables(args: argparse.Namespace) -> int:
 def _plots(args: argparse.Namespace) -> int:
     from analysis.figures import save_figures
 
-    df = _load(args)
+    df = _load(args, alphas=True)
     for name, path in save_figures(df, args.out).items():
         print(f"{name}: {path}")
+    return 0
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from study.compaction import compact_results
+
+    for report in compact_results(args.results, args.experiment):
+        if report.output is None:
+            print(f"{report.experiment}: nothing to compact (fewer than 2 part files)")
+        else:
+            print(
+                f"{report.experiment}: {report.files} part files -> {report.output} "
+                f"({report.rows} rows)"
+            )
     return 0
 
 

@@ -15,6 +15,10 @@ same (experiment, trial_id, epoch) may appear in several files, distinguished by
 many times the trial had failed when the result arrived, ``Trial.num_failures``, which survives
 ``Tuner.restore``) and ``reported_at``. ``analysis.results.load_results`` keeps the last attempt.
 
+At experiment end the writer merges the experiment's part files into one
+(``study.compaction``, lossless: every row of every attempt), so a long grid does not leave tens
+of thousands of small files; ``study compact`` does it after a killed driver.
+
 Column names: config fields keep their ``SearchConfig`` names (so a row's config columns rebuild
 the config with ``SearchConfig.from_dict``) and record fields their ``trainables.records`` names;
 the two sets are disjoint (checked at import).
@@ -217,6 +221,14 @@ class ParquetResultsWriter(tune.Callback):
 
     def on_experiment_end(self, trials, **info) -> None:
         self.flush()
+        if not self._started:  # nothing was ever written
+            return
+        try:  # merge this experiment's many small part files into one (study.compaction)
+            from study.compaction import compact_experiment  # imports this module: not at top
+
+            compact_experiment(self.root, self.experiment)
+        except Exception:  # the Tune loop must not die; the part files stay readable as they are
+            logger.exception("results writer: could not compact %s", self.directory)
 
     # ------------------------------------------------------------------ state for pickling
     def __getstate__(self) -> dict[str, Any]:
