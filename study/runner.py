@@ -126,7 +126,8 @@ def build_tuner(
 
 
 def ray_init_kwargs(options: RunOptions) -> dict[str, Any]:
-    """``ray.init`` arguments: join ``address`` or start a local cluster."""
+    """``ray.init`` arguments: join ``address``, or start a new local cluster — ``"local"`` even
+    when a cluster started with ``ray start`` runs on this machine (``ray.init()`` would join it)."""
     if options.address:
         return {"address": options.address}
-    return {"include_dashboard": False, "num_cpus": os.cpu_count()}
+    return {"address": "local", "include_dashboard": False, "num_cpus": os.cpu_count()}

@@ -190,3 +190,13 @@ def test_tables_on_a_missing_folder_or_a_corrupt_file_exit_2_naming_it(tmp_path,
     assert bad.read_bytes() == b"not parquet at all"  # nothing touched
     # skipping the only file leaves nothing to read: still a clear error, not an empty table
     assert main(["tables", str(tmp_path / "res"), "--skip-bad-files"]) == EXIT_BAD_INPUT
+
+
+def test_without_address_a_new_local_cluster_starts_even_if_one_runs_here() -> None:
+    """``ray.init()`` joins a cluster started with ``ray start`` on this machine and then
+    refuses ``num_cpus``; ``address="local"`` always starts our own (checked by hand with a
+    ``ray start --head`` cluster running, see the issue-3 note)."""
+    from study.runner import RunOptions, ray_init_kwargs
+
+    assert ray_init_kwargs(RunOptions())["address"] == "local"
+    assert ray_init_kwargs(RunOptions(address="10.0.0.1:6379")) == {"address": "10.0.0.1:6379"}
