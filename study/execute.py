@@ -54,7 +54,7 @@ def _print_summary(
     from analysis.tables import main_table
 
     try:
-        df = load_results(parquet_root, experiments=[experiment])
+        df = load_results(parquet_root, experiments=[experiment], alphas=False)
     except FileNotFoundError:  # no trial reported anything (e.g. all failed at start-up)
         df = None
     count = 0 if df is None else df["trial_id"].nunique()
