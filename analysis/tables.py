@@ -165,8 +165,11 @@ def final_epochs(df: pd.DataFrame) -> pd.DataFrame:
     """Each trial's last reported epoch (one row per experiment × trial)."""
     if df.empty or "epoch" not in df:
         return df
-    ordered = df.sort_values(["experiment", "trial_id", "epoch"], kind="stable")
-    return ordered.drop_duplicates(["experiment", "trial_id"], keep="last")
+    keys = df[["experiment", "trial_id", "epoch"]]  # sort the keys only, not the whole frame
+    last = keys.sort_values(["experiment", "trial_id", "epoch"], kind="stable").drop_duplicates(
+        ["experiment", "trial_id"], keep="last"
+    )
+    return df.loc[last.index]
 
 
 def summary_table(
