@@ -372,8 +372,8 @@ def ablation_table(df: pd.DataFrame, axis: str, metrics: Sequence[str] = ("test"
     data modes)."""
     trials = with_labels(final_epochs(df))
     if axis not in trials:
-        raise ValueError(f"unknown ablation axis {axis!r}; use one of {sorted(ABLATION_AXES)} "
-                         f"or a config column")
+        raise ValueError(f"unknown ablation axis {axis!r}: no such column in the results; use one "
+                         f"of {sorted(ABLATION_AXES)} or a config column")
     rows = (axis,) if axis == "data_mode" else ("method", axis)
     chosen, notes = [], []
     groups = [("all", trials)] if axis == "data_mode" else trials.groupby("method", sort=True)
@@ -437,7 +437,8 @@ def paper_tables(
     table, every ablation whose one-factor slice holds two or more values of its axis (for some
     method), and collapse."""
     if names is None:
-        ablations = [ablation_table(df, axis) for axis in ABLATION_AXES]
+        present = with_labels(df.iloc[:0]).columns  # an axis missing from the results is skipped
+        ablations = [ablation_table(df, axis) for axis in ABLATION_AXES if axis in present]
         return [
             main_table(df, benchmark_dir=benchmark_dir),
             *[t for t in ablations if _is_ablation(t)],
