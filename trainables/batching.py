@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from trainables.datasets import ImageSplit
 
-__all__ = ["DeviceSplit", "channel_stats", "draw_augmentation", "normalise"]
+__all__ = ["DeviceSplit", "channel_stats", "check_indices", "draw_augmentation", "normalise"]
 
 
 def draw_augmentation(
@@ -84,6 +84,16 @@ def _as_channel_tensor(values: Sequence[float], name: str, device: torch.device)
     return t.view(1, 3, 1, 1).to(device)
 
 
+def check_indices(idx: torch.Tensor, size: int) -> None:
+    """``idx`` must be a 1-D int64 tensor of positions in [0, size) (a split's batch indices)."""
+    if idx.dtype != torch.int64 or idx.dim() != 1:
+        raise ValueError(
+            f"idx must be a 1-D int64 tensor; got {idx.dtype} of shape {tuple(idx.shape)}"
+        )
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= size):
+        raise ValueError(f"idx must lie in [0, {size}); got [{int(idx.min())}, {int(idx.max())}]")
+
+
 def channel_stats(
     mean: Sequence[float], std: Sequence[float], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,14 +137,7 @@ class DeviceSplit:
 
     def _check_indices(self, idx: torch.Tensor) -> torch.Tensor:
         """Validate a 1-D int64 index tensor against the split size and move it to the device."""
-        if idx.dtype != torch.int64 or idx.dim() != 1:
-            raise ValueError(
-                f"idx must be a 1-D int64 tensor; got {idx.dtype} of shape {tuple(idx.shape)}"
-            )
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
-            raise ValueError(
-                f"idx must lie in [0, {len(self)}); got [{int(idx.min())}, {int(idx.max())}]"
-            )
+        check_indices(idx, len(self))
         return idx.to(self.device)
 
     def train_batch(

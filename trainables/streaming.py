@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from trainables.batching import DeviceSplit, channel_stats, normalise
+from trainables.batching import DeviceSplit, channel_stats, check_indices, normalise
 from trainables.datasets import DatasetNotFoundError, FileSplit, ImageSplit
 
 __all__ = [
@@ -200,14 +200,7 @@ class StreamingSplit:
         return len(self.paths)
 
     def _check_indices(self, idx: torch.Tensor) -> list[int]:
-        if idx.dtype != torch.int64 or idx.dim() != 1:
-            raise ValueError(
-                f"idx must be a 1-D int64 tensor; got {idx.dtype} of shape {tuple(idx.shape)}"
-            )
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
-            raise ValueError(
-                f"idx must lie in [0, {len(self)}); got [{int(idx.min())}, {int(idx.max())}]"
-            )
+        check_indices(idx, len(self))
         return [int(i) for i in idx.tolist()]
 
     def train_batch(

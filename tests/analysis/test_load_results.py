@@ -152,12 +152,14 @@ def test_uri_root_goes_through_pyarrow_filesystems(study) -> None:
     assert len(frame) == 8
 
 
-def test_import_does_not_pull_ray_or_torch() -> None:
+def test_analysis_imports_neither_ray_torch_nor_pyplot() -> None:
+    """Every analysis module loads on a machine without Ray or torch, and leaves pyplot alone."""
     root = Path(__file__).resolve().parents[2]
     code = (
-        "import analysis.results, sys; "
-        "assert 'ray' not in sys.modules and 'torch' not in sys.modules, "
-        "[m for m in ('ray', 'torch') if m in sys.modules]"
+        "import sys, analysis.results, analysis.frame, analysis.collapse, analysis.tables, "
+        "analysis.alphas, analysis.figures; "
+        "bad = [m for m in ('ray', 'torch', 'matplotlib.pyplot') if m in sys.modules]; "
+        "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -276,15 +274,6 @@ def test_collapse_table_counts_parameter_free_ops(tmp_path) -> None:
     assert stats.loc["collapsed", "mean"] == pytest.approx(2 / 3)
     assert stats.loc["collapse_epoch", "mean"] == pytest.approx((2 + 3) / 2)
     assert stats.loc["collapse_epoch", "n"] == 2
-
-
-def test_analysis_imports_neither_ray_nor_torch() -> None:
-    code = (
-        "import analysis.results, analysis.frame, analysis.collapse, analysis.tables, sys; "
-        "assert 'ray' not in sys.modules and 'torch' not in sys.modules, "
-        "[m for m in ('ray', 'torch') if m in sys.modules]"
-    )
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
 def test_frames_missing_config_columns_still_render(table1_root) -> None:
