@@ -82,12 +82,13 @@ def collapse_indicators(df: pd.DataFrame) -> pd.DataFrame:
     ``n_param_free``, ``n_edges``, ``collapsed``, ``collapse_epoch`` (Int64, NA when not
     collapsed) and ``final_bench_acc``. ``df`` is a results frame with every epoch."""
     per_epoch = collapse_by_epoch(df).sort_values([*TRIAL_KEY, "epoch"], kind="stable")
+    carried = [*TRIAL_KEY, *config_columns(df)]
     rows = []
     for _, group in per_epoch.groupby(TRIAL_KEY, sort=True, dropna=False):
         last = group.iloc[-1]
         rows.append(
             {
-                **{c: last[c] for c in [*TRIAL_KEY, *config_columns(df)]},
+                **{c: last[c] for c in carried},
                 "final_epoch": int(last["epoch"]),
                 "final_genotype": last["genotype"],
                 "n_param_free": last["n_param_free"],

@@ -436,23 +436,20 @@ def paper_tables(
     (``data_mode``, ``lr``, ``activation``, ``optimizer``) and ``collapse``; ``None`` = the main
     table, every ablation whose one-factor slice holds two or more values of its axis (for some
     method), and collapse."""
-    if names is None:
-        present = with_labels(df.iloc[:0]).columns  # an axis missing from the results is skipped
-        ablations = [ablation_table(df, axis) for axis in ABLATION_AXES if axis in present]
-        return [
-            main_table(df, benchmark_dir=benchmark_dir),
-            *[t for t in ablations if _is_ablation(t)],
-            collapse_table(df),
-        ]
-    tables = []
-    for name in names:
+    final = final_epochs(df)  # main and ablation tables need each trial's last epoch only
+
+    def build(name: str) -> Table:
         if name == "main":
-            tables.append(main_table(df, benchmark_dir=benchmark_dir))
-        elif name == "collapse":
-            tables.append(collapse_table(df))
-        else:
-            tables.append(ablation_table(df, name))
-    return tables
+            return main_table(final, benchmark_dir=benchmark_dir)
+        if name == "collapse":
+            return collapse_table(df)  # the collapse epoch needs every epoch
+        return ablation_table(final, name)
+
+    if names is not None:
+        return [build(name) for name in names]
+    present = with_labels(df.iloc[:0]).columns  # an axis missing from the results is skipped
+    ablations = [build(axis) for axis in ABLATION_AXES if axis in present]
+    return [build("main"), *[t for t in ablations if _is_ablation(t)], build("collapse")]
 
 
 def _is_ablation(table: Table) -> bool:
