@@ -70,6 +70,7 @@ _RECORD_TYPES: dict[str, pa.DataType] = {
     R.STATUS: pa.string(),
     R.STEPS: pa.int64(),
     R.GENOTYPE: pa.string(),
+    R.EXEC_PATH: pa.string(),
     **{name: _ALPHA_TYPE for name in (*R.ALPHA.values(), *R.ALPHA_GRAD.values())},
 }  # every other record field is float64
 _LIBRARIES = ("torch", "ray", "pyarrow", "pandas", "numpy")

@@ -8,7 +8,13 @@ batch is converted to float32.
 
 Randomness comes only from a CPU ``torch.Generator`` passed in by the caller, drawn as small CPU
 int tensors and moved to the device afterwards, so a batch depends only on the generator state and
-the indices: identical on CPU and GPU, and reproducible after a checkpoint restore.
+the indices: bit-identical on CPU and GPU, and reproducible after a checkpoint restore.
+
+Normalisation is a table lookup: a uint8 pixel has 256 values per channel, so the 3 × 256
+normalised values are computed once on the CPU (``(v / 255 - mean) / std`` in float32) and every
+batch gathers from that table. Arithmetic on the device would not be bit-equal to the CPU's
+(CUDA's division by a scalar is a multiplication by its reciprocal, so the last bit differs);
+a gather is exact on every device, and one kernel instead of four.
 """
 
 from __future__ import annotations
@@ -20,7 +26,14 @@ import torch.nn.functional as F
 
 from trainables.datasets import ImageSplit
 
-__all__ = ["DeviceSplit", "channel_stats", "check_indices", "draw_augmentation", "normalise"]
+__all__ = [
+    "DeviceSplit",
+    "channel_stats",
+    "check_indices",
+    "draw_augmentation",
+    "normalisation_table",
+    "normalise",
+]
 
 
 def draw_augmentation(
@@ -58,6 +71,20 @@ def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
     images' device.
     """
     return images.to(torch.float32).div_(255).sub_(mean).div_(std)
+
+
+def normalisation_table(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """The (3 · 256,) float32 table of :func:`normalise` over every uint8 value, channel-major:
+    entry ``c · 256 + v`` is channel c's normalised value of pixel v. Computed on the CPU, so the
+    table (and every batch gathered from it) is the same on every device."""
+    values = torch.arange(256, dtype=torch.uint8).view(1, 1, 1, 256).expand(1, 3, 1, 256)
+    return normalise(values, mean.cpu(), std.cpu()).reshape(-1)
+
+
+def _lookup(images: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """uint8 images (B, 3, H, W) -> their normalised float32 values from ``table``."""
+    channel_base = torch.arange(0, 3 * 256, 256, device=images.device).view(1, 3, 1, 1)
+    return table[images.to(torch.int64) + channel_base]
 
 
 def _crop_flip_index(
@@ -129,6 +156,7 @@ class DeviceSplit:
         self.device = torch.device(device)
         self.crop_padding = crop_padding
         self.mean, self.std = channel_stats(mean, std, self.device)
+        self.table = normalisation_table(self.mean, self.std).to(self.device)
         self.images = split.images.to(self.device).contiguous()
         self.labels = split.labels.to(self.device)
 
@@ -154,20 +182,31 @@ class DeviceSplit:
         """
         dev_idx = self._check_indices(idx)
         offsets_y, offsets_x, flips = draw_augmentation(len(idx), self.crop_padding, generator)
-        height, width = self.images.shape[2], self.images.shape[3]
-        rows, cols = _crop_flip_index(
-            offsets_y.to(self.device),
-            offsets_x.to(self.device),
-            flips.to(self.device),
-            height,
-            width,
+        return self.augment(
+            dev_idx, offsets_y.to(self.device), offsets_x.to(self.device), flips.to(self.device)
         )
+
+    def augment(
+        self,
+        idx: torch.Tensor,
+        offsets_y: torch.Tensor,
+        offsets_x: torch.Tensor,
+        flips: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of :meth:`train_batch` from already drawn augmentation, all on the device.
+
+        ``idx`` (B,) int64, ``offsets_*`` (B,) int64, ``flips`` (B,) bool or 0/1 ints. No checks
+        and no host synchronisation: fit for CUDA-graph capture (the caller validated the
+        indices when it drew them).
+        """
+        height, width = self.images.shape[2], self.images.shape[3]
+        rows, cols = _crop_flip_index(offsets_y, offsets_x, flips.bool(), height, width)
         pad = self.crop_padding
-        padded = F.pad(self.images.index_select(0, dev_idx), (pad, pad, pad, pad), value=0)
+        padded = F.pad(self.images.index_select(0, idx), (pad, pad, pad, pad), value=0)
         batch_pos = torch.arange(len(idx), device=self.device)[:, None, None, None]
         channels = torch.arange(padded.shape[1], device=self.device)[None, :, None, None]
         cropped = padded[batch_pos, channels, rows[:, None, :, None], cols[:, None, None, :]]
-        return normalise(cropped, self.mean, self.std), self.labels.index_select(0, dev_idx)
+        return _lookup(cropped, self.table), self.labels.index_select(0, idx)
 
     def eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """All images in order, no augmentation, normalised; the last batch may be smaller.
@@ -178,4 +217,4 @@ class DeviceSplit:
             raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
         for start in range(0, len(self), batch_size):
             stop = start + batch_size
-            yield normalise(self.images[start:stop], self.mean, self.std), self.labels[start:stop]
+            yield _lookup(self.images[start:stop], self.table), self.labels[start:stop]

@@ -52,6 +52,21 @@ class EpochMeter:
         self.probe_sum: torch.Tensor | None = None  # (inner, cosine) summed over samples
         self.probe_count = 0
 
+    @classmethod
+    def from_sums(
+        cls,
+        model: SuperNet,
+        alpha_grad: list[torch.Tensor],
+        steps: int,
+        probe_sum: torch.Tensor | None,
+        probe_count: int,
+    ) -> EpochMeter:
+        """A meter holding sums gathered elsewhere (the fast path sums on the device)."""
+        meter = cls(model)
+        meter.alpha_grad, meter.steps = alpha_grad, steps
+        meter.probe_sum, meter.probe_count = probe_sum, probe_count
+        return meter
+
     def add_alpha_grad(self) -> None:
         for acc, a in zip(self.alpha_grad, self.model.alphas(), strict=True):
             if a.grad is not None:

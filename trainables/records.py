@@ -30,9 +30,14 @@ GRAD_COSINE = "grad_cosine"
 IMAGES_PER_SEC = "images_per_sec"  # w-batch images per second of step time (eval excluded)
 TRAIN_SECONDS = "train_seconds"  # wall time of the epoch's steps
 EPOCH_SECONDS = "epoch_seconds"  # wall time of the whole epoch, evaluation and lookup included
+EXEC_PATH = "exec_path"  # how the epoch's steps ran: EXEC_EAGER or EXEC_CUDA_GRAPH (not an axis)
+EXEC_EAGER = "eager"  # one Python call per op (every CPU run; CUDA with fast=False)
+EXEC_CUDA_GRAPH = "cuda_graph"  # the step captured once in a CUDA graph and replayed
+EXEC_PATHS = (EXEC_EAGER, EXEC_CUDA_GRAPH)
 BENCH = {col: f"bench_{col}" for col in BENCH_COLUMNS}  # NAS-Bench-201 accuracy (%), NaN unknown
 
 TIMING_FIELDS = (IMAGES_PER_SEC, TRAIN_SECONDS, EPOCH_SECONDS)  # differ between identical runs
+EXECUTION_FIELDS = (EXEC_PATH,)  # how a record was computed, not what it measured
 METRIC_DIRECTIONS = {
     TRAIN_LOSS: "min",
     TRAIN_ACC: "max",
@@ -60,4 +65,5 @@ RECORD_FIELDS: tuple[str, ...] = (
     IMAGES_PER_SEC,
     TRAIN_SECONDS,
     EPOCH_SECONDS,
+    EXEC_PATH,
 )

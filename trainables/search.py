@@ -10,6 +10,13 @@ global RNG untouched), and every data draw (batch order, α batches, crops, flip
 CPU ``torch.Generator`` seeded with ``seed``. A checkpoint holds the model (w and α, BN
 statistics), both optimizers, the schedule, that generator's state and the epoch, so a resumed
 search continues bit-identically on CPU.
+
+Execution paths (an execution option, never part of a search's identity; every record names the
+path in ``exec_path``): ``eager`` runs each step op by op from Python (always on the CPU);
+on CUDA the fast path (``trainables.fast_steps``) records the whole step in CUDA graphs and
+replays them, with the same batches and the same records up to float rounding. ``fast=None``
+takes the device's default (``FAST_BY_DEFAULT`` on CUDA); ``fast=False`` forces eager.
+Data that is not device-resident (streamed ImageNet) always runs eagerly.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ from search_spaces.benchmark import Benchmark, BenchmarkRecordError, open_benchm
 from search_spaces.supernet import SuperNet
 from trainables import records as R
 from trainables.config import SearchConfig
-from trainables.datasets import SearchDataset, load_dataset
+from trainables.datasets import FileSplit, SearchDataset, load_dataset
+from trainables.fast_steps import FastSteps
 from trainables.optim import build_optimizers
 from trainables.probes import EpochMeter, gradient_correlation
 from trainables.sampling import epoch_plan
@@ -39,7 +47,16 @@ from trainables.streaming import make_split
 CHECKPOINT_FILE = "search.pt"
 CHECKPOINT_FORMAT = 1
 EVAL_BATCH = 256
+EVAL_BATCH_FAST = 1024  # the fast path evaluates in fewer, larger batches
 DIVERGENCE_CHECK_EVERY = 20  # steps between host-side finiteness checks of the running loss
+FAST_BY_DEFAULT = False  # CUDA runs take the fast path unless fast=False (set once verified)
+
+
+def uses_fast_path(fast: bool | None, device: torch.device, data: SearchDataset) -> bool:
+    """Whether a search with option ``fast`` on ``device`` takes the CUDA-graph path: only on
+    CUDA, only for in-memory (device-resident) data; ``fast=None`` means ``FAST_BY_DEFAULT``."""
+    wanted = FAST_BY_DEFAULT if fast is None else fast
+    return wanted and device.type == "cuda" and not isinstance(data.train, FileSplit)
 
 
 class Search:
@@ -51,6 +68,8 @@ class Search:
         device: torch.device | str = "cpu",
         dataset: SearchDataset | None = None,
         benchmark: Benchmark | None = None,
+        *,
+        fast: bool | None = None,
     ) -> None:
         self.config = config
         self.device = torch.device(device)
@@ -90,6 +109,15 @@ class Search:
         self.benchmark = benchmark if benchmark is not None else _default_benchmark(config)
         self.epoch = 0
         self.diverged = False
+        self.fast = uses_fast_path(fast, self.device, data)
+        self.fast_steps: FastSteps | None = None  # built at the first fast epoch, after restores
+
+    @property
+    def exec_path(self) -> str:
+        """How this search's steps run: ``records.EXEC_CUDA_GRAPH`` or ``records.EXEC_EAGER``."""
+        if self.fast_steps is not None:
+            return self.fast_steps.exec_path
+        return R.EXEC_CUDA_GRAPH if self.fast else R.EXEC_EAGER
 
     # ------------------------------------------------------------------ one epoch
     def run_epoch(self) -> dict[str, Any]:
@@ -123,6 +151,7 @@ class Search:
             **self._architecture_fields(finite, train["meter"]),
             R.IMAGES_PER_SEC: train["images"] / max(train_seconds, 1e-9),
             R.TRAIN_SECONDS: train_seconds,
+            R.EXEC_PATH: self.exec_path,
         }
         record[R.EPOCH_SECONDS] = time.perf_counter() - start
         return {name: record[name] for name in R.RECORD_FIELDS}
@@ -134,6 +163,10 @@ class Search:
     def _train_steps(self) -> dict[str, Any]:
         cfg = self.config
         self.model.train()
+        if self.fast and self.fast_steps is None:
+            self.fast_steps = FastSteps(self, capture=True)
+        if self.fast_steps is not None:
+            return self.fast_steps.run_epoch()
         meter = EpochMeter(self.model)
         loss_sum = torch.zeros((), device=self.device)
         arch_loss_sum = torch.zeros((), device=self.device)
@@ -179,7 +212,8 @@ class Search:
         self.model.eval()
         loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
-        for x, y in self.held_out.eval_batches(EVAL_BATCH):
+        batch = EVAL_BATCH_FAST if self.fast else EVAL_BATCH
+        for x, y in self.held_out.eval_batches(batch):
             logits = self.model(x)
             loss += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
@@ -248,6 +282,7 @@ class Search:
         self.schedule.load_state_dict(state["schedule"])
         self.generator.set_state(state["generator"])
         self.epoch, self.diverged = state["epoch"], state["diverged"]
+        self.fast_steps = None  # rebuilt on the restored optimizer state (and graphs recorded anew)
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the checkpoint into ``directory`` (atomically replaced); returns the file."""
@@ -279,13 +314,15 @@ def run_search(
     device: torch.device | str = "cpu",
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    fast: bool | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Run a search, yielding each epoch's record; stops after a diverged epoch.
 
     With ``checkpoint_dir``, the search is checkpointed there after every epoch (before the
     record is yielded); with ``resume=True`` it continues from the checkpoint found there.
+    ``fast``: the execution path (module docstring); None = the device's default.
     """
-    search = Search(config, device)
+    search = Search(config, device, fast=fast)
     if resume:
         if checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir")

@@ -135,10 +135,6 @@ class BiLevelSecondOrder(Strategy):
         loss, correct = self._w_step(*w_batch)
         return StepResult(loss, correct, arch_loss)
 
-    def _loss(self, weights: Sequence[torch.Tensor], batch: Batch) -> torch.Tensor:
-        """Loss with the given w (α as the model has it), on copies of the BN buffers."""
-        return side_loss(self.model, batch, dict(zip(self._weight_names, weights, strict=True)))
-
     @functools.cached_property
     def _weight_names(self) -> list[str]:
         ids = {id(p) for p in self.weights}
@@ -146,31 +142,75 @@ class BiLevelSecondOrder(Strategy):
 
     def _unrolled_alpha_step(self, w_batch: Batch, arch_batch: Batch) -> torch.Tensor:
         group = self.w_opt.param_groups[0]
-        xi, decay = group["lr"], group["weight_decay"]
         momentum = group.get("momentum", 0.0) if isinstance(self.w_opt, torch.optim.SGD) else 0.0
-        grads = torch.autograd.grad(self._loss(self.weights, w_batch), self.weights)
-        unrolled = []
-        with torch.no_grad():
-            for p, g in zip(self.weights, grads, strict=True):
-                d = g + decay * p
-                buf = self.w_opt.state.get(p, {}).get("momentum_buffer")
-                if momentum and buf is not None:
-                    d = d + momentum * buf
-                unrolled.append((p - xi * d).requires_grad_(True))
-        arch_loss = self._loss(unrolled, arch_batch)
-        out = torch.autograd.grad(arch_loss, self.alphas + unrolled)
-        d_alpha, d_w = out[: len(self.alphas)], out[len(self.alphas) :]
-        norm = torch.sqrt(dot(d_w, d_w))
-        eps = self.unroll_r / norm.clamp_min(1e-12)
-        with torch.no_grad():
-            plus = [p + eps * g for p, g in zip(self.weights, d_w, strict=True)]
-            minus = [p - eps * g for p, g in zip(self.weights, d_w, strict=True)]
-        g_plus = torch.autograd.grad(self._loss(plus, w_batch), self.alphas)
-        g_minus = torch.autograd.grad(self._loss(minus, w_batch), self.alphas)
-        for a, da, gp, gm in zip(self.alphas, d_alpha, g_plus, g_minus, strict=True):
-            a.grad = da - xi * (gp - gm) / (2 * eps)
+        buffers = [self.w_opt.state.get(p, {}).get("momentum_buffer") for p in self.weights]
+        alpha_grads, arch_loss = unrolled_alpha_grads(
+            self.model,
+            self.weights,
+            self.alphas,
+            w_batch,
+            arch_batch,
+            xi=group["lr"],
+            decay=group["weight_decay"],
+            momentum=momentum,
+            momentum_buffers=buffers,
+            unroll_r=self.unroll_r,
+            weight_names=self._weight_names,
+        )
+        for a, g in zip(self.alphas, alpha_grads, strict=True):
+            a.grad = g
         self.a_opt.step()
-        return arch_loss.detach()
+        return arch_loss
+
+
+def unrolled_alpha_grads(
+    model: SuperNet,
+    weights: Sequence[torch.Tensor],
+    alphas: Sequence[torch.Tensor],
+    w_batch: Batch,
+    arch_batch: Batch,
+    *,
+    xi: float | torch.Tensor,
+    decay: float,
+    momentum: float,
+    momentum_buffers: Sequence[torch.Tensor | None],
+    unroll_r: float,
+    weight_names: Sequence[str],
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Second-order α gradients (module docstring) and the detached arch loss.
+
+    ``xi`` is the current w learning rate, a number or a 0-dim device tensor (the CUDA-graph
+    path); ``momentum_buffers`` are the w optimizer's SGD buffers (None before its first step)
+    and ``momentum`` their coefficient (0 when w does not use SGD). Issues no host
+    synchronisation, so the fast path can record it in a CUDA graph.
+    """
+
+    def loss(ws: Sequence[torch.Tensor], batch: Batch) -> torch.Tensor:
+        return side_loss(model, batch, dict(zip(weight_names, ws, strict=True)))
+
+    grads = torch.autograd.grad(loss(weights, w_batch), weights)
+    unrolled = []
+    with torch.no_grad():
+        for p, g, buf in zip(weights, grads, momentum_buffers, strict=True):
+            d = g + decay * p
+            if momentum and buf is not None:
+                d = d + momentum * buf
+            unrolled.append((p - xi * d).requires_grad_(True))
+    arch_loss = loss(unrolled, arch_batch)
+    out = torch.autograd.grad(arch_loss, [*alphas, *unrolled])
+    d_alpha, d_w = out[: len(alphas)], out[len(alphas) :]
+    norm = torch.sqrt(dot(d_w, d_w))
+    eps = unroll_r / norm.clamp_min(1e-12)
+    with torch.no_grad():
+        plus = [p + eps * g for p, g in zip(weights, d_w, strict=True)]
+        minus = [p - eps * g for p, g in zip(weights, d_w, strict=True)]
+    g_plus = torch.autograd.grad(loss(plus, w_batch), alphas)
+    g_minus = torch.autograd.grad(loss(minus, w_batch), alphas)
+    alpha_grads = [
+        da - xi * (gp - gm) / (2 * eps)
+        for da, gp, gm in zip(d_alpha, g_plus, g_minus, strict=True)
+    ]
+    return alpha_grads, arch_loss.detach()
 
 
 STRATEGIES: dict[tuple[str, str], type[Strategy]] = {

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+from strategy_axes import STRATEGY_AXES
 
 from search_spaces.genotypes import nb201_from_string
 from trainables import records as R
@@ -18,12 +19,6 @@ from trainables.search import Search, run_search
 
 TINY = {"channels": 4, "batch_size": 16, "steps_per_epoch": 3, "epochs": 3, "probe_every": 2}
 TINY_DEPTH = {"nb201": 1, "darts": 3}
-STRATEGY_AXES = [
-    ("single", "split", "first"),
-    ("bi", "split", "first"),
-    ("bi", "same", "first"),
-    ("bi", "split", "second"),
-]
 
 
 @pytest.fixture(scope="module")
