@@ -1,9 +1,10 @@
 """The ``study`` command: list grids, run one as Ray Tune trials, and build tables and figures.
 
     study grids
-    study run GRID [--dry-run] [--results DIR] [--address ADDR] [--cpus-per-trial N]
-                   [--gpus-per-trial F] [--max-concurrent N] [--max-failures N]
-                   [--epochs N] [--seeds N] [--data-dir DIR] [--benchmark-dir DIR] [--name NAME]
+    study run GRID [--dry-run [--gpus N] [--calibration FILE]] [--results DIR] [--address ADDR]
+                   [--cpus-per-trial N] [--gpus-per-trial F] [--max-concurrent N]
+                   [--max-failures N] [--epochs N] [--seeds N] [--data-dir DIR]
+                   [--benchmark-dir DIR] [--name NAME] [--fast]
     study tables RESULTS [--table NAME] [--format markdown|latex|csv] [--experiment NAME ...]
                          [--benchmark-dir DIR] [--skip-bad-files]
     study plots RESULTS --out DIR [--experiment NAME ...] [--skip-bad-files]
@@ -12,7 +13,8 @@
 GRID is a registered grid name (``study grids``) or a TOML grid file; RESULTS is a ``--results``
 folder of ``study run`` (or its ``parquet`` subfolder, or an ``s3://`` URI). Every input is
 validated before Ray starts or anything is written; a bad one exits with status 2 and a message
-naming it. ``tables`` and ``plots`` import neither Ray nor torch.
+naming it. ``tables`` and ``plots`` import neither Ray nor torch. ``run --dry-run`` ends with the
+grid's estimated GPU-hours and wall time (``study.cost``).
 """
 
 from __future__ import annotations
@@ -47,7 +49,26 @@ def _parser() -> argparse.ArgumentParser:
     grids.set_defaults(handler=_grids)
     run = sub.add_parser("run", help="run a grid as Ray Tune trials (resumes if it exists)")
     run.add_argument("grid", help="registered grid name or path to a TOML grid file")
-    run.add_argument("--dry-run", action="store_true", help="print the trials, run nothing")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the trials and their estimated GPU cost, run nothing",
+    )
+    run.add_argument(
+        "--gpus",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --dry-run: estimate the wall time on N GPUs (default: 1 and 8); trials "
+        "per GPU follow --gpus-per-trial",
+    )
+    run.add_argument(
+        "--calibration",
+        default=None,
+        metavar="FILE",
+        help="with --dry-run: calibration JSON of measured GPU step times (default: the shipped "
+        "study/data/gpu_calibration.json)",
+    )
     run.add_argument(
         "--results",
         default="results",
@@ -73,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", default=None, help="folder with the raw dataset files")
     run.add_argument("--benchmark-dir", default=None, help="NATS-Bench tss fast-mode folder")
     run.add_argument("--name", default=None, help="experiment name (default: the grid's name)")
+    run.add_argument(
+        "--fast",
+        action="store_true",
+        help="GPU trials run each search step as a replayed CUDA graph (the fast path; same "
+        "batches and records up to float rounding; each row's exec_path says which path ran)",
+    )
     run.set_defaults(handler=_run)
     tables = sub.add_parser("tables", help="print the paper's tables from a results folder")
     _results_arguments(tables)
@@ -189,6 +216,7 @@ def _run(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent,
         max_failures=args.max_failures,
+        fast=True if args.fast else None,
     )
     configs = build_grid(
         args.grid,
@@ -198,8 +226,15 @@ def _run(args: argparse.Namespace) -> int:
         benchmark_dir=args.benchmark_dir,
     )
     experiment = check_experiment_name(args.name or Path(args.grid).stem)
+    if not args.dry_run and (args.gpus is not None or args.calibration is not None):
+        raise ValueError(
+            "--gpus and --calibration only shape the cost estimate of --dry-run; add --dry-run, "
+            "or leave them out (a real run uses the cluster's GPUs, --gpus-per-trial each)"
+        )
     if args.dry_run:
+        estimate = _estimate_lines(configs, args)  # a bad --gpus / calibration exits 2 here
         _print_trials(configs, options, experiment)
+        print("\n".join(["", *estimate]))
         try:
             check_inputs(configs)
         except FileNotFoundError as exc:
@@ -209,6 +244,16 @@ def _run(args: argparse.Namespace) -> int:
     from study.execute import run_experiment
 
     return run_experiment(configs, options, experiment)
+
+
+def _estimate_lines(configs: Sequence[SearchConfig], args: argparse.Namespace) -> list[str]:
+    """The dry run's cost estimate (``study.cost``) for ``--gpus`` (default 1 and 8) GPUs, from
+    ``--calibration`` (default the shipped file); computed before anything is printed."""
+    from study.cost import DEFAULT_CALIBRATION, estimate_cost, format_estimate, load_calibration
+
+    calibration = load_calibration(args.calibration or DEFAULT_CALIBRATION)
+    estimate = estimate_cost(configs, calibration, args.gpus_per_trial)
+    return format_estimate(estimate, [1, 8] if args.gpus is None else [args.gpus])
 
 
 def _print_trials(configs: Sequence[SearchConfig], options: RunOptions, experiment: str) -> None:

@@ -41,6 +41,7 @@ class RunOptions:
     gpus_per_trial: float = 0.0
     max_concurrent: int = 0  # 0 = as many as the cluster's resources allow
     max_failures: int = 2  # retries of a crashing trial, each from its last checkpoint
+    fast: bool | None = None  # GPU trials' execution path: None = default, True / False forced
 
     def __post_init__(self) -> None:
         if self.cpus_per_trial <= 0:
@@ -106,7 +107,11 @@ def build_tuner(
     progress: tune.ProgressReporter | None = None,
 ) -> tune.Tuner:
     """A Tuner for the grid, restored from its saved state when the experiment exists."""
-    trainable = tune.with_resources(search_trainable, options.resources())
+    # The execution path is a trainable parameter, not a trial field: it is no part of a trial's
+    # identity, and a resumed experiment takes this run's value (Tuner.restore gets it anew).
+    trainable = tune.with_resources(
+        tune.with_parameters(search_trainable, fast=options.fast), options.resources()
+    )
     path = experiment_path(options, experiment)
     if tune.Tuner.can_restore(path):
         return tune.Tuner.restore(path, trainable, resume_errored=True)

@@ -51,12 +51,13 @@ def trial_threads() -> int:
     return max(1, math.floor(resources.get("CPU", 1)))
 
 
-def search_trainable(config: dict[str, Any]) -> None:
-    """Run the search described by ``config`` inside a Tune trial."""
+def search_trainable(config: dict[str, Any], fast: bool | None = None) -> None:
+    """Run the search described by ``config`` inside a Tune trial; ``fast`` is the execution
+    path of a GPU trial (``trainables.search``: None = the default, False = eager)."""
     fail_at = config.get(FAIL_ONCE_AT_EPOCH)
     search_config = SearchConfig.from_dict(search_fields(config))
     torch.set_num_threads(trial_threads())
-    search = Search(search_config, trial_device())
+    search = Search(search_config, trial_device(), fast=fast)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
