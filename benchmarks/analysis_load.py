@@ -125,6 +125,8 @@ def generate(root: Path, trials: int, epochs: int, files: int, rereported: float
             columns[name] = pa.array(epoch.astype(np.int64))
         elif name == "status":
             columns[name] = pa.array(["ok"] * n)
+        elif name == "exec_path":
+            columns[name] = pa.array(["cuda_graph"] * n)
         elif name == "steps":
             columns[name] = pa.array(np.full(n, 391, dtype=np.int64))
         elif name == "genotype":

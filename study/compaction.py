@@ -60,6 +60,8 @@ from study.results import (
     _atomic_write,
     _utc_now,
     check_experiment_name,
+    conform,
+    older_schema,
     results_schema,
 )
 
@@ -156,7 +158,7 @@ def _check_part(fs: pafs.FileSystem, path: str, experiment: str, schema: pa.Sche
         with fs.open_input_file(path) as handle:
             part = pq.ParquetFile(handle)
             found = part.schema_arrow
-            if not found.equals(schema):
+            if not found.equals(schema) and not older_schema(found):
                 raise ValueError(
                     f"cannot compact {path}: its schema is not the results schema "
                     f"(columns {found.names[:6]}...); leave it out of the folder or rewrite it"
@@ -274,7 +276,9 @@ def _row_groups(
 
 def _read_group(part: pq.ParquetFile, index: int, schema: pa.Schema) -> pa.Table:
     group = part.read_row_group(index, use_threads=False)  # a tiny group: threads only wait
-    return group if group.schema.equals(schema) else group.cast(schema)
+    if group.schema.equals(schema):
+        return group
+    return conform(group) if older_schema(group.schema) else group.cast(schema)
 
 
 def _delete_inputs(fs: pafs.FileSystem, files: list[str]) -> None:

@@ -97,6 +97,34 @@ def results_schema() -> pa.Schema:
     return pa.schema(columns)
 
 
+# Record fields added to the format after results were first written: part files from before
+# lack their columns, which read as nulls (``conform``) and do not make a file foreign.
+ADDED_RECORD_FIELDS: tuple[str, ...] = (R.EXEC_PATH,)
+
+
+def older_schema(schema: pa.Schema) -> bool:
+    """Whether ``schema`` is ``results_schema()`` less some of ``ADDED_RECORD_FIELDS``."""
+    current = results_schema()
+    absent = set(current.names) - set(schema.names)
+    if not absent or not absent <= set(ADDED_RECORD_FIELDS):
+        return False
+    kept = pa.schema([f for f in current if f.name not in absent])
+    return schema.equals(kept)
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """``table`` (of ``results_schema()`` or an ``older_schema``) in ``results_schema()``, the
+    added columns it lacks filled with nulls."""
+    schema = results_schema()
+    if table.schema.equals(schema):
+        return table
+    columns = [
+        table.column(f.name) if f.name in table.column_names else pa.nulls(len(table), f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 UTC = dt.UTC
 
 

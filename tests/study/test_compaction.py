@@ -261,3 +261,19 @@ def test_experiment_end_compacts_and_never_raises(tmp_path, caplog) -> None:
         writer.on_experiment_end([])  # logged, not raised
     assert "could not compact" in caplog.text and "part-bad.parquet" in caplog.text
     assert len(_parts(root)) == 3  # the compacted file, the new flush and the bad file
+
+
+def test_part_files_from_before_exec_path_compact_and_read_as_null(study) -> None:
+    """Files written before the ``exec_path`` record field (an experiment resumed after the
+    upgrade) are not foreign: they compact, and their rows read with exec_path null."""
+    old = _parts(study)[:3]
+    for path in old:
+        table = pq.read_table(path)
+        pq.write_table(table.drop_columns(["exec_path"]), path)
+    before = load_results(study)
+    assert before["exec_path"].isna().sum() > 0 and before["exec_path"].notna().sum() > 0
+    report = compact_experiment(study, "exp")
+    assert report.files == FLUSHES
+    (merged,) = _parts(study)
+    assert pq.read_schema(merged).equals(results_schema())
+    pd.testing.assert_frame_equal(load_results(study), before)
