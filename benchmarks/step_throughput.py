@@ -123,7 +123,16 @@ def _ours(kind: str, channels: int, depth: int, w_batch: Batch, a_batch: Batch) 
     return Variant(name, step, _count(model.weights()), _count(model.alphas()))
 
 
-def _reference(kind: str, channels: int, depth: int, w_batch: Batch, a_batch: Batch) -> Variant:
+def _reference(
+    kind: str,
+    channels: int,
+    depth: int,
+    w_batch: Batch,
+    a_batch: Batch,
+    device: torch.device | str = "cpu",
+) -> Variant:
+    """The reference variant (``ref single`` or ``ref DARTS-V1``) with its network on ``device``
+    (the batches must already be there); benchmarks/gpu_suite.py times it on a GPU."""
     from xautodl.models.cell_operations import NAS_BENCH_201
     from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts
 
@@ -136,6 +145,7 @@ def _reference(kind: str, channels: int, depth: int, w_batch: Batch, a_batch: Ba
         affine=False,
         track_running_stats=True,
     ).train()
+    network.to(device)
     w_opt = torch.optim.SGD(network.get_weights(), **W_SGD)
     a_opt = torch.optim.Adam(network.get_alphas(), **A_ADAM)
     (x, y), (xa, ya) = w_batch, a_batch
