@@ -187,6 +187,7 @@ def test_records_are_complete(synthetic) -> None:
         nb201_from_string(record[R.GENOTYPE])
         assert math.isfinite(record[R.BENCH["cifar10_test"]])  # shipped table: test columns
         assert math.isnan(record[R.BENCH["cifar10_valid"]])
+        assert record[R.EXEC_PATH] == R.EXEC_EAGER  # CPU runs are always eager
     assert records[1][R.W_LR] < records[0][R.W_LR]  # cosine schedule per epoch
 
 
