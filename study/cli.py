@@ -4,7 +4,7 @@
     study run GRID [--dry-run [--gpus N] [--calibration FILE]] [--results DIR] [--address ADDR]
                    [--cpus-per-trial N] [--gpus-per-trial F] [--max-concurrent N]
                    [--max-failures N] [--epochs N] [--seeds N] [--data-dir DIR]
-                   [--benchmark-dir DIR] [--name NAME] [--fast]
+                   [--benchmark-dir DIR] [--name NAME] [--eager]
     study tables RESULTS [--table NAME] [--format markdown|latex|csv] [--experiment NAME ...]
                          [--benchmark-dir DIR] [--skip-bad-files]
     study plots RESULTS --out DIR [--experiment NAME ...] [--skip-bad-files]
@@ -95,10 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--benchmark-dir", default=None, help="NATS-Bench tss fast-mode folder")
     run.add_argument("--name", default=None, help="experiment name (default: the grid's name)")
     run.add_argument(
-        "--fast",
+        "--eager",
         action="store_true",
-        help="GPU trials run each search step as a replayed CUDA graph (the fast path; same "
-        "batches and records up to float rounding; each row's exec_path says which path ran)",
+        help="GPU trials run each search step op by op instead of replaying it as a CUDA graph "
+        "(the default on CUDA; same batches and records up to float rounding; each row's "
+        "exec_path says which path ran)",
     )
     run.set_defaults(handler=_run)
     tables = sub.add_parser("tables", help="print the paper's tables from a results folder")
@@ -216,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent,
         max_failures=args.max_failures,
-        fast=True if args.fast else None,
+        fast=False if args.eager else None,
     )
     configs = build_grid(
         args.grid,

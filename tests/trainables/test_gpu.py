@@ -58,6 +58,10 @@ def test_model_and_data_live_on_the_device() -> None:
 
 
 # ---------------------------------------------------------------------- the CUDA-graph fast path
+# Losses agree to 1e-3 relative between the paths on a GPU: cuDNN picks other algorithms for
+# the fast path's evaluation batches (1024 images, eager 256) and its backward kernels are not
+# deterministic; measured on an H200: up to 4e-4 on valid_loss, train_loss within 1e-4.
+GPU_RTOL = 1e-3
 FAST_BASE = {
     "dataset": "synthetic",
     "channels": 8,
@@ -93,7 +97,7 @@ def test_cuda_graph_records_match_eager_records(level: str, arch_data: str, orde
     assert {r[R.EXEC_PATH] for r in fast_records} == {R.EXEC_CUDA_GRAPH}
     assert {r[R.EXEC_PATH] for r in eager_records} == {R.EXEC_EAGER}
     assert_records_close(
-        eager_records, fast_records, train_images=160, valid_images=len(data.held_out)
+        eager_records, fast_records, train_images=160, valid_images=len(data.held_out), rtol=GPU_RTOL
     )
 
 
@@ -107,7 +111,9 @@ def test_cuda_graph_with_a_short_last_batch() -> None:
     eager = [r for r in run_search(config, device="cuda", fast=False)]
     fast = [r for r in run_search(config, device="cuda", fast=True)]
     assert [r[R.STEPS] for r in fast] == [6, 6]
-    assert_records_close(eager, fast, train_images=640, valid_images=len(data.held_out))
+    assert_records_close(
+        eager, fast, train_images=640, valid_images=len(data.held_out), rtol=GPU_RTOL
+    )
 
 
 @pytest.mark.usefixtures("_float32_convs")
@@ -118,7 +124,7 @@ def test_cuda_graph_resume_matches_uninterrupted(tmp_path) -> None:
     tail = list(run_search(config, device="cuda", checkpoint_dir=tmp_path, resume=True, fast=True))
     assert [r[R.EPOCH] for r in head + tail] == [1, 2, 3]
     assert {r[R.EXEC_PATH] for r in head + tail} == {R.EXEC_CUDA_GRAPH}
-    assert_records_close(straight, head + tail, train_images=160, valid_images=320)
+    assert_records_close(straight, head + tail, train_images=160, valid_images=320, rtol=GPU_RTOL)
 
 
 def test_cuda_graph_gathers_the_eager_batches() -> None:

@@ -16,7 +16,19 @@ BASE = SearchConfig(
 )
 
 
-def _tuner(tmp_path, param_space: dict, name: str, max_failures: int = 0) -> tune.Tuner:
+class _EpochsSeen(tune.Callback):
+    """The epoch of every result the driver receives, in order (what the Parquet writer sees)."""
+
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.epochs.append(result[R.EPOCH])
+
+
+def _tuner(
+    tmp_path, param_space: dict, name: str, max_failures: int = 0, callbacks: tuple = ()
+) -> tune.Tuner:
     return tune.Tuner(
         tune.with_resources(search_trainable, {"cpu": 1}),
         param_space=param_space,
@@ -25,6 +37,7 @@ def _tuner(tmp_path, param_space: dict, name: str, max_failures: int = 0) -> tun
             name=name,
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
+            callbacks=list(callbacks),
         ),
     )
 
@@ -51,12 +64,16 @@ def test_crashed_trial_resumes_from_its_checkpoint_with_identical_results(
     config = BASE.replace(level="bi", epochs=3)
     undisturbed = list(run_search(config))
     space = {**config.to_dict(), FAIL_ONCE_AT_EPOCH: 1}
-    results = _tuner(tmp_path, space, "fault", max_failures=2).fit()
+    seen = _EpochsSeen()
+    results = _tuner(tmp_path, space, "fault", max_failures=2, callbacks=(seen,)).fit()
     assert not results.errors
     (result,) = results
-    # The first attempt did crash (Tune keeps its error) and the retry resumed after epoch 1.
+    # The first attempt did crash (Tune keeps its error) and the retry resumed after epoch 1:
+    # the driver received every epoch once. (Not Tune's result.json: Ray 2.60 copies the
+    # storage copy of that file over the driver's on a retry, and when the copy had not been
+    # synced yet, epoch 1's line is lost; seen here, timing-dependent.)
     assert "test fault injected after epoch 1" in (Path(result.path) / "error.txt").read_text()
-    assert result.metrics_dataframe[R.EPOCH].tolist() == [1, 2, 3]
+    assert seen.epochs == [1, 2, 3]
     final = result.metrics
     assert final[R.EPOCH] == 3
     expected = undisturbed[-1]
