@@ -134,6 +134,7 @@ def test_run_writes_every_trial_epoch_once_and_rerun_resumes_without_rerunning(t
     assert len(frame) == 2 * 2
     assert sorted(frame["level"].unique()) == ["bi", "single"]
     assert set(frame["epoch"]) == {1, 2} and (frame["dataset"] == "synthetic").all()
+    assert (frame["exec_path"] == "eager").all()  # CPU trials always run eagerly
     parts = sorted((tmp_path / "res" / "parquet").rglob("part-*.parquet"))
     # the end of the run prints the main table (one row per method, then Optimal)
     assert "NAS-Bench-201 accuracy (%) of the final derived architecture" in first.stdout
@@ -151,9 +152,10 @@ def test_run_with_a_uri_results_location(tmp_path) -> None:
     """Checkpoints, Tune state and Parquet all go through the URI (file:// here, like s3://)."""
     grid = _write(tmp_path, TINY_GRID.replace('level = ["single", "bi"]', 'level = ["bi"]'))
     uri = (tmp_path / "store").as_uri()
-    done = _study("run", str(grid), "--results", uri, "--name", "uri", cwd=tmp_path)
+    done = _study("run", str(grid), "--results", uri, "--name", "uri", "--eager", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert len(load_results(f"{uri}/parquet", experiments=["uri"])) == 2
+    frame = load_results(f"{uri}/parquet", experiments=["uri"])
+    assert len(frame) == 2 and (frame["exec_path"] == "eager").all()
     assert (tmp_path / "store" / "tune" / "uri").is_dir()
     assert not (tmp_path / "file:").exists()
 
