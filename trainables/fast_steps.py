@@ -46,16 +46,15 @@ import torch.nn.functional as F
 from trainables import records as R
 from trainables.batching import DeviceSplit, draw_augmentation
 from trainables.capturable_optim import CapturableUpdate, clip_grad_norm
-from trainables.probes import EpochMeter, gradient_correlation
+from trainables.probes import DIVERGENCE_CHECK_EVERY, EpochMeter, gradient_correlation
 from trainables.sampling import epoch_plan
-from trainables.strategies import unrolled_alpha_grads
+from trainables.strategies import parameter_names, unrolled_alpha_grads
 
 if TYPE_CHECKING:
     from trainables.config import SearchConfig
     from trainables.search import Search
 
 WARMUP_STEPS = 3  # eager steps on a side stream before the graphs are recorded
-DIVERGENCE_CHECK_EVERY = 20  # steps between host reads of the running loss sum (as eager)
 ROWS = 4  # plan rows per batch: indices, crop offset y, crop offset x, flip (0/1)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -63,10 +62,10 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 @dataclass
 class EpochDraws:
-    """One epoch's random draws, on the CPU: ``full`` (steps, 4 or 8, batch) int64 for the steps
-    with a whole w batch (rows: w indices, w offsets y, x, w flips, then the same for the α batch
-    when there is one), and ``tail`` (4 or 8, b) for a last, smaller w batch (α rows hold a whole
-    batch, so the α part of ``tail`` is returned separately) or None."""
+    """One epoch's random draws, on the CPU, int64: ``full`` (steps, 4 or 8, batch) for the steps
+    with a whole w batch (rows: w indices, w crop offsets y, x, w flips, then the same four for
+    the α batch when there is one); for a last, smaller w batch (b < batch images) ``tail_w``
+    (4, b) and, bi-level, ``tail_arch`` (4, batch): α batches are always whole. None otherwise."""
 
     full: torch.Tensor
     tail_w: torch.Tensor | None
@@ -129,7 +128,7 @@ class FastSteps:
         self.level, self.order = cfg.level, cfg.order
         self.model = search.model
         self.weights, self.alphas = self.model.weights(), self.model.alphas()
-        self.weight_names = _parameter_names(self.model, self.weights)
+        self.weight_names = parameter_names(self.model, self.weights)
         self.w_update = CapturableUpdate(search.w_opt)
         self.a_update = CapturableUpdate(search.a_opt)
         self.train: DeviceSplit = train
@@ -366,7 +365,3 @@ class FastSteps:
             self._probe_on((x_w, y_w), self._arch_batch(x_a, y_a))
         self._step(x_w, y_w, x_a, y_a, w_rows.shape[1])
 
-
-def _parameter_names(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> list[str]:
-    ids = {id(p) for p in params}
-    return [n for n, p in model.named_parameters() if id(p) in ids]

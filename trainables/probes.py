@@ -24,6 +24,10 @@ import torch
 from search_spaces.supernet import SuperNet
 from trainables.strategies import Batch, dot, side_loss
 
+# Steps between host reads of an epoch's running loss sum (is it still finite?): the only host
+# synchronisation inside the epoch loops, eager and fast alike.
+DIVERGENCE_CHECK_EVERY = 20
+
 
 def _weight_grad(model: SuperNet, batch: Batch) -> list[torch.Tensor]:
     """∇w of the batch loss, with BN running statistics left as they are."""

@@ -39,7 +39,7 @@ from trainables.config import SearchConfig
 from trainables.datasets import FileSplit, SearchDataset, load_dataset
 from trainables.fast_steps import FastSteps
 from trainables.optim import build_optimizers
-from trainables.probes import EpochMeter, gradient_correlation
+from trainables.probes import DIVERGENCE_CHECK_EVERY, EpochMeter, gradient_correlation
 from trainables.sampling import epoch_plan
 from trainables.strategies import build_strategy
 from trainables.streaming import make_split
@@ -48,7 +48,6 @@ CHECKPOINT_FILE = "search.pt"
 CHECKPOINT_FORMAT = 1
 EVAL_BATCH = 256
 EVAL_BATCH_FAST = 1024  # the fast path evaluates in fewer, larger batches
-DIVERGENCE_CHECK_EVERY = 20  # steps between host-side finiteness checks of the running loss
 FAST_BY_DEFAULT = True  # CUDA runs take the fast path unless fast=False (its gpu tests pass)
 
 

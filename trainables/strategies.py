@@ -137,8 +137,7 @@ class BiLevelSecondOrder(Strategy):
 
     @functools.cached_property
     def _weight_names(self) -> list[str]:
-        ids = {id(p) for p in self.weights}
-        return [n for n, p in self.model.named_parameters() if id(p) in ids]
+        return parameter_names(self.model, self.weights)
 
     def _unrolled_alpha_step(self, w_batch: Batch, arch_batch: Batch) -> torch.Tensor:
         group = self.w_opt.param_groups[0]
@@ -161,6 +160,13 @@ class BiLevelSecondOrder(Strategy):
             a.grad = g
         self.a_opt.step()
         return arch_loss
+
+
+def parameter_names(model: nn.Module, params: Sequence[torch.Tensor]) -> list[str]:
+    """The ``named_parameters`` names of ``params`` (in the model's order), for
+    ``functional_call`` replacements."""
+    ids = {id(p) for p in params}
+    return [n for n, p in model.named_parameters() if id(p) in ids]
 
 
 def unrolled_alpha_grads(
