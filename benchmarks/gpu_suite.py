@@ -229,7 +229,10 @@ def cpu_model() -> str:
 @functools.cache
 def git_commit() -> str:
     """Short HEAD, with ``+ uncommitted changes`` when tracked files differ; "unknown" without
-    git or a repository."""
+    git or a repository. ``GPU_SUITE_COMMIT`` in the environment overrides it, for a copy of the
+    tree whose ``.git`` is not the code's (a machine that receives the files without history)."""
+    if os.environ.get("GPU_SUITE_COMMIT"):
+        return os.environ["GPU_SUITE_COMMIT"]
     try:
         sha = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
