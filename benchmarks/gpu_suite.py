@@ -81,6 +81,8 @@ for _path in (REPO_ROOT, BENCH_DIR):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, on the path just set)
+
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 MARK_START = "<!-- gpu-suite:start -->"
 MARK_END = "<!-- gpu-suite:end -->"
@@ -213,17 +215,6 @@ def tail(path: Path, lines: int = 15) -> list[str]:
 
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 @functools.cache
