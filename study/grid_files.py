@@ -28,8 +28,7 @@ import tomllib
 from itertools import product
 from typing import Any
 
-from study.grids import dedupe
-from trainables.config import SearchConfig
+from trainables.config import SearchConfig, dedupe
 
 TABLES = ("base", "axes", "fixed")
 TOP_KEYS = ("name", "description", *TABLES)

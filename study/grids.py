@@ -19,17 +19,18 @@ Choices where the paper (single-darts-paper.txt) is silent or garbled — shared
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from itertools import product
 
-from trainables.config import SearchConfig
+from search_spaces.benchmark import BENCH_DATASETS as NB201_DATASETS
+from study.grid_files import load_grid_file
+from trainables.config import SearchConfig, config_key, dedupe
+
+__all__ = ["GRIDS", "Grid", "build_grid", "config_key", "dedupe", "describe_grids"]
 
 SEEDS5 = (0, 1, 2, 3, 4)
-NB201_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 TABLE5_DATASETS = ("cifar10", "cifar100")
 TABLE5_LRS = (0.001, 0.005, 0.025)
 ABLATION_LR = 0.005  # Tables 4/5: "the optimal value"; garbled, 0.005 as Table 5's rows agree
@@ -56,25 +57,6 @@ class Grid:
     name: str
     description: str
     build: Callable[[], list[SearchConfig]]
-
-
-def config_key(config: SearchConfig) -> str:
-    """Stable 12-hex id of a trial: sha1 of the sorted JSON of ``to_dict`` (floats as floats,
-    so ``w_lr=1`` and ``w_lr=1.0`` — equal configs — get one key)."""
-    values = config.to_dict()
-    for f in fields(config):
-        if str(f.type).startswith("float") and values[f.name] is not None:
-            values[f.name] = float(values[f.name])
-    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-def dedupe(configs: Iterable[SearchConfig]) -> list[SearchConfig]:
-    """Drop repeated configs, keeping the first occurrence's position."""
-    seen: dict[str, SearchConfig] = {}
-    for config in configs:
-        seen.setdefault(config_key(config), config)
-    return list(seen.values())
 
 
 def _repeat(configs: Iterable[SearchConfig], seeds: Iterable[int]) -> list[SearchConfig]:
@@ -205,8 +187,6 @@ def _lookup(name_or_path: str) -> list[SearchConfig]:
     if name_or_path in GRIDS:
         return GRIDS[name_or_path].build()
     if str(name_or_path).endswith(".toml") and os.path.isfile(name_or_path):
-        from study.grid_files import load_grid_file
-
         return load_grid_file(name_or_path)
     missing = " (no such .toml file)" if str(name_or_path).endswith(".toml") else ""
     raise ValueError(

@@ -1,31 +1,45 @@
 """``SearchConfig``: everything one architecture search consumes, validated on construction.
 
-Every axis of the study is a field (ARCHITECTURE.md); a config travels as a flat dict (Ray Tune's
-``param_space`` and every Parquet row) and is rebuilt with ``SearchConfig.from_dict``. Any unknown
-key, wrong type or impossible value raises ``ValueError`` naming the field and what is allowed.
+Every axis of the study is a field (docs/architecture.md); a config travels as a flat dict (Ray
+Tune's ``param_space`` and every Parquet row) and is rebuilt with ``SearchConfig.from_dict``. Any
+unknown key, wrong type or impossible value raises ``ValueError`` naming the field and what is
+allowed.
 
-Defaults are the reference DARTS-V1 protocol on NAS-Bench-201 (protocol.md): w with SGD lr 0.025,
-momentum 0.9, nesterov, weight decay 5e-4, cosine to 0.001, batch 64, 50 epochs, clip 5; α with
-Adam lr 3e-4, betas (0.5, 0.999), weight decay 1e-3 (coupled L2). Single-DARTS uses w lr 0.005.
+Defaults are the reference DARTS-V1 protocol on NAS-Bench-201: w with SGD lr 0.025, momentum 0.9,
+nesterov, weight decay 5e-4, cosine to 0.001, batch 64, 50 epochs, clip 5; α with Adam lr 3e-4,
+betas (0.5, 0.999), weight decay 1e-3 (coupled L2). Single-DARTS uses w lr 0.005.
+
+This module is plain data and imports no torch (``analysis`` and the ``study`` CLI read it on
+machines without torch): the allowed values of each axis are listed here, and the registries that
+implement them (``search_spaces.SPACES``, ``search_spaces.darts.STEMS``,
+``search_spaces.activations.ACTIVATION_FUNCTIONS``, ``trainables.datasets``,
+``trainables.optim``, ``trainables.strategies.STRATEGIES``) are tested to match them exactly.
+Field types are read once from the annotations (``FIELD_TYPES``), never parsed from text.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import types
+import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
-from search_spaces import SPACES as SPACE_BUILDERS
-from search_spaces.activations import ACTIVATIONS
-from search_spaces.darts import STEMS
-from trainables.datasets import DATASET_NAMES
+from search_spaces.benchmark import BENCH_DATASETS
 
-SPACES = tuple(SPACE_BUILDERS)
-DATASETS = DATASET_NAMES
+# Allowed values of each axis (names are part of the product: keep them stable). Each list has a
+# registry that implements it; tests/trainables/test_config.py checks that both sides agree.
+SPACES = ("nb201", "darts")  # search_spaces.SPACES
+DATASETS = (*BENCH_DATASETS, "imagenet", "digits", "synthetic")  # trainables.datasets
+ACTIVATIONS = ("softmax", "sigmoid", "sigmoid*")  # search_spaces.activations
+STEMS = ("cifar", "imagenet")  # search_spaces.darts
 LEVELS = ("single", "bi")
 ARCH_DATA = ("split", "same")
-ORDERS = ("first", "second")
-OPTIMIZERS = ("sgd", "adam")
+ORDERS = ("first", "second")  # (level, order) pairs: trainables.strategies.STRATEGIES
+OPTIMIZERS = ("sgd", "adam")  # trainables.optim
 DEFAULT_DEPTH = {"nb201": 5, "darts": 8}  # nb201: cells per stage; darts: cells in all
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -106,7 +120,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            _check_type(f.name, getattr(self, f.name), f.type)
+            _check_type(f.name, getattr(self, f.name))
         for name, allowed in _CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -193,18 +207,95 @@ class SearchConfig:
         return SearchConfig.from_dict({**self.to_dict(), **changes})
 
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,),
-    "int": (int,),
-    "float": (float, int),
-    "bool": (bool,),
-    "float | None": (float, int, type(None)),
-    "int | None": (int, type(None)),
+# Unit and meaning of every field (docs/results.md is generated from these; a test checks that
+# every field has one). Learning rates are per step, α values unitless.
+FIELD_DOCS: dict[str, tuple[str, str]] = {
+    "space": ("", f"search space: {' | '.join(SPACES)}"),
+    "dataset": ("", f"search data: {' | '.join(DATASETS)}"),
+    "data_dir": ("path", "folder of the raw dataset files ('' = unused or default)"),
+    "benchmark_dir": ("path", "NATS-Bench fast-mode folder ('' = $TORCH_HOME, else the shipped test table)"),
+    "level": ("", "update strategy: 'single' (w and α on one batch) | 'bi' (w, then α)"),
+    "arch_data": ("", "bi-level α batches: 'split' (held-out split) | 'same' (training pool)"),
+    "order": ("", "bi-level α gradient: 'first' | 'second' (unrolled)"),
+    "activation": ("", f"α activation: {' | '.join(ACTIVATIONS)}"),
+    "alpha_init": ("", "mean of α at start; null = 0, or logit(1/|ops|) for sigmoid*"),
+    "alpha_init_std": ("", "std of the α initialisation noise"),
+    "w_optimizer": ("", f"w optimizer: {' | '.join(OPTIMIZERS)}"),
+    "w_lr": ("per step", "w learning rate at the start of the cosine schedule"),
+    "w_lr_min": ("per step", "w learning rate at the end of the cosine schedule"),
+    "w_momentum": ("", "w SGD momentum"),
+    "w_nesterov": ("", "w SGD uses Nesterov momentum"),
+    "w_beta1": ("", "w Adam beta1"),
+    "w_beta2": ("", "w Adam beta2"),
+    "w_weight_decay": ("", "w weight decay (coupled L2)"),
+    "arch_optimizer": ("", f"α optimizer: {' | '.join(OPTIMIZERS)}"),
+    "arch_lr": ("per step", "α learning rate (constant)"),
+    "arch_momentum": ("", "α SGD momentum"),
+    "arch_beta1": ("", "α Adam beta1"),
+    "arch_beta2": ("", "α Adam beta2"),
+    "arch_weight_decay": ("", "α weight decay (coupled L2)"),
+    "grad_clip": ("", "bound on the global norm of the w gradient (0 = off)"),
+    "epochs": ("epochs", "length of the search"),
+    "batch_size": ("images", "images per w batch (and per α batch)"),
+    "seed": ("", "random seed of the search (a repeat)"),
+    "steps_per_epoch": ("steps", "cap on w steps per epoch (0 = one pass over the training pool)"),
+    "channels": ("", "supernet width C (channels of the first stage)"),
+    "depth": ("cells", "NB201 cells per stage, or DARTS cells in all"),
+    "stem": ("", f"DARTS stem: {' | '.join(STEMS)} (imagenet: x8 downsampling, 224-px input)"),
+    "probe_every": ("steps", "gradient-correlation probe samples one step in this many (0 = off)"),
+    "unroll_r": ("", "finite-difference radius of second-order DARTS"),
 }
+if tuple(FIELD_DOCS) != SearchConfig.field_names():
+    raise RuntimeError("trainables.config: FIELD_DOCS must list every SearchConfig field in order")
 
 
-def _check_type(name: str, value: Any, annotation: Any) -> None:
-    allowed = _TYPES[str(annotation)]
-    wrong_bool = isinstance(value, bool) and bool not in allowed
+class FieldType(NamedTuple):
+    """A field's value type (``str``, ``int``, ``float`` or ``bool``) and whether None is allowed."""
+
+    base: type
+    nullable: bool
+
+
+def _field_types() -> dict[str, FieldType]:
+    """Every field's ``FieldType``, from the evaluated annotations (``typing.get_type_hints``)."""
+    found: dict[str, FieldType] = {}
+    for name, hint in typing.get_type_hints(SearchConfig).items():
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        bases = [a for a in args if a is not type(None)]
+        if len(bases) != 1 or bases[0] not in (str, int, float, bool):
+            raise TypeError(f"SearchConfig.{name}: unsupported annotation {hint!r}")
+        found[name] = FieldType(bases[0], len(bases) < len(args))
+    return found
+
+
+FIELD_TYPES: dict[str, FieldType] = _field_types()
+
+
+def _check_type(name: str, value: Any) -> None:
+    base, nullable = FIELD_TYPES[name]
+    if value is None and nullable:
+        return
+    allowed: tuple[type, ...] = (float, int) if base is float else (base,)
+    wrong_bool = isinstance(value, bool) and base is not bool
     if wrong_bool or not isinstance(value, allowed):
-        raise ValueError(f"{name}={value!r} has type {type(value).__name__}; expected {annotation}")
+        expected = base.__name__ + (" | None" if nullable else "")
+        raise ValueError(f"{name}={value!r} has type {type(value).__name__}; expected {expected}")
+
+
+def config_key(config: SearchConfig) -> str:
+    """Stable 12-hex id of a search: sha1 of the sorted JSON of ``to_dict`` (float fields as
+    floats, so ``w_lr=1`` and ``w_lr=1.0`` — equal configs — get one key)."""
+    values = config.to_dict()
+    for name, kind in FIELD_TYPES.items():
+        if kind.base is float and values[name] is not None:
+            values[name] = float(values[name])
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def dedupe(configs: Iterable[SearchConfig]) -> list[SearchConfig]:
+    """Drop repeated configs (equal ``config_key``), keeping the first occurrence's position."""
+    seen: dict[str, SearchConfig] = {}
+    for config in configs:
+        seen.setdefault(config_key(config), config)
+    return list(seen.values())

@@ -19,7 +19,7 @@ OptimizerFactory = Callable[
     [Iterable[nn.Parameter], float, float, tuple[float, float], float, bool], torch.optim.Optimizer
 ]
 
-_OPTIMIZERS: dict[str, OptimizerFactory] = {
+OPTIMIZER_FACTORIES: dict[str, OptimizerFactory] = {
     "sgd": lambda params, lr, momentum, betas, wd, nesterov: torch.optim.SGD(
         params, lr=lr, momentum=momentum, weight_decay=wd, nesterov=nesterov and momentum > 0
     ),
@@ -40,9 +40,9 @@ def build_optimizer(
     nesterov: bool = False,
 ) -> torch.optim.Optimizer:
     """One optimizer from the registry; unknown names list the valid ones."""
-    if name not in _OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(_OPTIMIZERS)}")
-    return _OPTIMIZERS[name](params, lr, momentum, betas, weight_decay, nesterov)
+    if name not in OPTIMIZER_FACTORIES:
+        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZER_FACTORIES)}")
+    return OPTIMIZER_FACTORIES[name](params, lr, momentum, betas, weight_decay, nesterov)
 
 
 def build_optimizers(

@@ -115,3 +115,58 @@ def test_replace_validates() -> None:
 def test_frozen() -> None:
     with pytest.raises(AttributeError):
         SearchConfig().seed = 1  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------- registries vs plain data
+def test_allowed_values_match_every_registry_exactly() -> None:
+    """``trainables.config`` lists each axis' values as plain data (no torch); the registries
+    that implement them must hold exactly those names, so adding an op, a space, a dataset or an
+    optimizer on one side only fails here."""
+    import search_spaces
+    from search_spaces.activations import ACTIVATION_FUNCTIONS
+    from search_spaces.darts import STEMS
+    from trainables import config as C
+    from trainables.datasets import DATASET_NAMES
+    from trainables.optim import OPTIMIZER_FACTORIES
+    from trainables.strategies import STRATEGIES
+
+    assert tuple(search_spaces.SPACES) == C.SPACES
+    assert tuple(ACTIVATION_FUNCTIONS) == C.ACTIVATIONS
+    assert STEMS == C.STEMS
+    assert DATASET_NAMES == C.DATASETS
+    assert tuple(OPTIMIZER_FACTORIES) == C.OPTIMIZERS
+    valid_pairs = set()
+    for level in C.LEVELS:
+        for order in C.ORDERS:
+            try:
+                SearchConfig(level=level, order=order)
+            except ValueError:
+                continue
+            valid_pairs.add((level, order))
+    assert set(STRATEGIES) == valid_pairs
+
+
+def test_config_and_records_import_no_torch() -> None:
+    """The plain-data modules load on a machine without torch (checked in a fresh process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import trainables.config, trainables.records, analysis.store; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ray')); "
+        "print(bad); raise SystemExit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_field_types_come_from_the_annotations() -> None:
+    from trainables.config import FIELD_DOCS, FIELD_TYPES, FieldType
+
+    assert tuple(FIELD_TYPES) == SearchConfig.field_names() == tuple(FIELD_DOCS)
+    assert FIELD_TYPES["depth"] == FieldType(int, True)
+    assert FIELD_TYPES["alpha_init"] == FieldType(float, True)
+    assert FIELD_TYPES["w_nesterov"] == FieldType(bool, False)
+    assert FIELD_TYPES["space"] == FieldType(str, False)
+    with pytest.raises(ValueError, match=r"depth=2.5 has type float; expected int \| None"):
+        SearchConfig(depth=2.5)  # type: ignore[arg-type]
