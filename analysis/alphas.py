@@ -39,7 +39,6 @@ KINDS: dict[str, tuple[dict[str, str], str]] = {
     "alpha": (R.ALPHA, "weight"),
     "alpha_grad": (R.ALPHA_GRAD, "grad"),
 }
-KEY_COLUMNS = ("experiment", "trial_id", "epoch", "cell", "edge", "op")
 
 NB201_EDGE_LABELS: tuple[str, ...] = tuple(f"{i}<-{j}" for i, j in NB201_EDGES)
 DARTS_EDGE_LABELS: tuple[str, ...] = tuple(

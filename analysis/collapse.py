@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.frame import bench_column, config_columns
+from analysis.store import TRIAL_KEY
 from search_spaces.genotypes import PARAMETER_FREE_OPS, DartsGenotype, nb201_from_string
+from trainables import records as R
 
-TRIAL_KEY = ["experiment", "trial_id"]
 EPOCH_COLUMNS = ["n_param_free", "n_edges", "dominated", "bench_acc"]
 
 
@@ -49,10 +50,10 @@ def count_param_free(genotype: str | None, space: str) -> tuple[int, int] | None
 def collapse_by_epoch(df: pd.DataFrame) -> pd.DataFrame:
     """One row per trial × epoch: the keys, config columns, and ``n_param_free``, ``n_edges``,
     ``dominated`` (nullable boolean; NA without a genotype) and ``bench_acc`` (%)."""
-    out = df[[*TRIAL_KEY, "epoch", *config_columns(df), "genotype"]].copy()
+    out = df[[*TRIAL_KEY, "epoch", *config_columns(df), R.GENOTYPE]].copy()
     counts = [
         count_param_free(None if pd.isna(g) else str(g), str(s))
-        for g, s in zip(out["genotype"], out["space"], strict=True)
+        for g, s in zip(out[R.GENOTYPE], out["space"], strict=True)
     ]
     out["n_param_free"] = pd.array([c[0] if c else None for c in counts], dtype="Int64")
     out["n_edges"] = pd.array([c[1] if c else None for c in counts], dtype="Int64")
@@ -84,13 +85,13 @@ def collapse_indicators(df: pd.DataFrame) -> pd.DataFrame:
     per_epoch = collapse_by_epoch(df).sort_values([*TRIAL_KEY, "epoch"], kind="stable")
     carried = [*TRIAL_KEY, *config_columns(df)]
     rows = []
-    for _, group in per_epoch.groupby(TRIAL_KEY, sort=True, dropna=False):
+    for _, group in per_epoch.groupby(list(TRIAL_KEY), sort=True, dropna=False):
         last = group.iloc[-1]
         rows.append(
             {
                 **{c: last[c] for c in carried},
                 "final_epoch": int(last["epoch"]),
-                "final_genotype": last["genotype"],
+                "final_genotype": last[R.GENOTYPE],
                 "n_param_free": last["n_param_free"],
                 "n_edges": last["n_edges"],
                 "collapsed": last["dominated"],

@@ -1,9 +1,8 @@
 """Column vocabulary of a results DataFrame, and the derived columns the tables group by.
 
-A results frame (``analysis.results.load_results``) has key columns (experiment, trial_id,
-attempt, reported_at), one column per ``SearchConfig`` field, and one per epoch-record field
-(``trainables.records``). This module says which is which, and adds the labels the paper's
-tables use:
+A results frame (``analysis.results.load_results``) has the results store's columns
+(``analysis.store``: keys, one column per ``SearchConfig`` field, one per epoch-record field).
+This module picks the config columns out of a frame and adds the labels the paper's tables use:
 
 * ``method`` — the update strategy as the paper names it: ``DARTS`` (bi-level, held-out split,
   first order), ``DARTS (2nd order)``, ``DARTS (same subset)`` (bi-level, α batches from the
@@ -15,17 +14,16 @@ tables use:
 * ``optimizer`` — Table 5(c): the α optimizer (``SGD`` / ``Adam``), prefixed with w's when w does
   not use SGD.
 
-Only pandas is needed (and ``trainables.records``, which imports no torch).
+Only pandas is needed (and the torch-free ``analysis.store`` and ``trainables.records``).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from analysis.store import CONFIG_COLUMNS
 from trainables import records as R
 
-KEY_COLUMNS = ("experiment", "trial_id", "attempt", "reported_at")
-RECORD_COLUMNS: tuple[str, ...] = R.RECORD_FIELDS
 SEED = "seed"
 DATASET = "dataset"
 # Config fields that never distinguish two searches scientifically (where files live).
@@ -51,28 +49,11 @@ DERIVED: dict[str, tuple[str, ...]] = {
     "optimizer": ("w_optimizer", "arch_optimizer", "arch_lr", "arch_beta1", "arch_beta2"),
 }
 _OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
-# Columns that analysis functions add to per-trial / per-epoch frames (analysis.collapse).
-ANALYSIS_COLUMNS = (
-    "final_epoch",
-    "final_genotype",
-    "n_param_free",
-    "n_edges",
-    "dominated",
-    "collapsed",
-    "collapse_epoch",
-    "bench_acc",
-    "final_bench_acc",
-)
-
-
 def config_columns(df: pd.DataFrame) -> list[str]:
-    """The columns of ``df`` that are ``SearchConfig`` fields, in frame order.
-
-    Everything that is neither a key, a record field, a derived label nor a column added by
-    ``analysis`` (``ANALYSIS_COLUMNS``) is a config field.
-    """
-    other = set(KEY_COLUMNS) | set(RECORD_COLUMNS) | set(DERIVED) | set(ANALYSIS_COLUMNS)
-    return [c for c in df.columns if c not in other]
+    """The columns of ``df`` that are ``SearchConfig`` fields (``store.CONFIG_COLUMNS``), in
+    frame order; a frame may lack some of them."""
+    config = set(CONFIG_COLUMNS)
+    return [c for c in df.columns if c in config]
 
 
 def _number(value: object) -> str:
@@ -128,17 +109,11 @@ def with_labels(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-# Benchmark column judged for a search on each dataset; searches on other data (``digits``,
-# ``synthetic``) are judged by the cell's CIFAR-10 accuracy in NAS-Bench-201.
-_BENCH_PREFIX = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet16_120"}
-
-
 def bench_column(dataset: str, split: str = "test") -> str:
     """The record column with the NAS-Bench-201 ``split`` ('valid' | 'test') accuracy (%) that
-    judges a search on ``dataset``: its own benchmark dataset, CIFAR-10 for any other."""
-    if split not in ("valid", "test"):
-        raise ValueError(f"split must be 'valid' or 'test'; got {split!r}")
-    return R.BENCH[f"{_BENCH_PREFIX.get(dataset, 'cifar10')}_{split}"]
+    judges a search on ``dataset``: its own benchmark dataset, CIFAR-10 for any other
+    (``trainables.records.bench_field``)."""
+    return R.bench_field(dataset, split)
 
 
 def covered_fields(by: tuple[str, ...] | list[str]) -> set[str]:

@@ -1,6 +1,7 @@
 """Read the study's results dataset: one row per trial × epoch, the last attempt winning.
 
-The dataset is written by ``study.results.ParquetResultsWriter``::
+The dataset is written by ``study.results.ParquetResultsWriter`` in the layout of the results
+store (``analysis.store``)::
 
     ROOT/experiment=<name>/part-*.parquet     (plus _metadata.json, ignored here)
 
@@ -9,9 +10,9 @@ checkpoint are reported again, so the same (experiment, trial_id, epoch) may app
 files. ``load_results`` keeps, for each of those keys, the row with the highest
 (attempt, reported_at).
 
-This module deliberately imports only pandas and pyarrow (no ray, torch or project packages), so
-results can be analysed anywhere. The filesystem is resolved in one place (``resolve_location``):
-a URI (``s3://bucket/prefix``, ``file:///...``) goes through ``pyarrow.fs.FileSystem.from_uri``,
+This module imports only pandas, pyarrow and the results store (no ray, no torch), so results can
+be analysed anywhere. The filesystem is resolved in one place (``store.resolve_location``): a URI
+(``s3://bucket/prefix``, ``file:///...``) goes through ``pyarrow.fs.FileSystem.from_uri``,
 anything else is a local path.
 
 Dtypes (stable whatever the data holds): ``epoch`` and ``attempt`` int64 (a row with a null key
@@ -39,14 +40,16 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-KEY_COLUMNS = ("experiment", "trial_id", "epoch")
-ORDER_COLUMNS = ("attempt", "reported_at")  # last attempt, then latest report, wins
-REQUIRED_COLUMNS = (*KEY_COLUMNS, *ORDER_COLUMNS)
-EXPERIMENT_PREFIX = "experiment="
-PART_PREFIX = "part-"
-PART_SUFFIX = ".parquet"
-ALPHA_COLUMNS = ("alpha_normal", "alpha_reduce", "alpha_grad_normal", "alpha_grad_reduce")
-PARQUET_FOLDER = "parquet"  # study run writes RESULTS/parquet/experiment=<name>/
+from analysis.store import (
+    ALPHA_COLUMNS,
+    ORDER_COLUMNS,
+    RESULT_KEY,
+    TRIAL_KEY,
+    experiment_folders,
+    part_files,
+)
+
+REQUIRED_COLUMNS = (*RESULT_KEY, *ORDER_COLUMNS)  # a row without one of them cannot be placed
 
 
 def load_results(
@@ -101,67 +104,12 @@ def load_results(
     return _to_pandas(table)
 
 
-# ---------------------------------------------------------------------- filesystem and listing
-def resolve_location(root: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
-    """The one place a root becomes (filesystem, path): URIs via ``FileSystem.from_uri``."""
-    text = os.fspath(root)
-    if "://" in text:
-        return pafs.FileSystem.from_uri(text)
-    return pafs.LocalFileSystem(), os.path.abspath(text).replace(os.sep, "/")
-
-
-def _children(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
-    return fs.get_file_info(pafs.FileSelector(path, recursive=False))
-
-
-def _dataset_base(fs: pafs.FileSystem, base: str) -> str:
-    """``base`` if it holds experiment folders; else ``base/parquet`` when that is a folder, so
-    the ``--results`` folder of ``study run`` works as well as its ``parquet`` subfolder."""
-    if any(c.base_name.startswith(EXPERIMENT_PREFIX) for c in _children(fs, base)):
-        return base
-    nested = f"{base.rstrip('/')}/{PARQUET_FOLDER}"
-    if fs.get_file_info(nested).type == pafs.FileType.Directory:
-        return nested
-    return base
-
-
-def experiment_folders(
-    root: str | os.PathLike, experiments: Sequence[str] | None = None
-) -> tuple[pafs.FileSystem, dict[str, str]]:
-    """The filesystem and ``{experiment: folder path}`` under a results root (the dataset root,
-    the ``--results`` folder of ``study run`` holding ``parquet/``, or a URI), restricted to
-    ``experiments`` when given. A missing root or experiment raises ``FileNotFoundError``."""
-    fs, base = resolve_location(root)
-    if fs.get_file_info(base).type != pafs.FileType.Directory:
-        raise FileNotFoundError(f"results root {root!s} does not exist or is not a directory")
-    base = _dataset_base(fs, base)
-    folders = {
-        child.base_name[len(EXPERIMENT_PREFIX) :]: child.path
-        for child in _children(fs, base)
-        if child.type == pafs.FileType.Directory and child.base_name.startswith(EXPERIMENT_PREFIX)
-    }
-    if experiments is not None:
-        missing = sorted(set(experiments) - set(folders))
-        if missing:
-            raise FileNotFoundError(
-                f"no results for experiment(s) {missing} under {root!s}; found {sorted(folders)}"
-            )
-        folders = {name: folders[name] for name in experiments}
-    return fs, folders
-
-
+# ---------------------------------------------------------------------- listing
 def _part_files(
     fs: pafs.FileSystem, folders: dict[str, str], root
 ) -> list[tuple[str, str]]:
     """(experiment, path) of every part file, in a deterministic order."""
-    files = []
-    for name in sorted(folders):
-        for child in sorted(_children(fs, folders[name]), key=lambda c: c.base_name):
-            is_part = child.base_name.startswith(PART_PREFIX) and child.base_name.endswith(
-                PART_SUFFIX
-            )
-            if is_part and child.type == pafs.FileType.File:
-                files.append((name, child.path))
+    files = [(name, path) for name in sorted(folders) for path in part_files(fs, folders[name])]
     if not files:
         raise FileNotFoundError(f"no results files (experiment=*/part-*.parquet) under {root!s}")
     return files
@@ -234,10 +182,10 @@ def _last_attempt_rows(table: pa.Table, final_only: bool) -> np.ndarray:
     with ``final_only`` of every trial's last epoch only. Only the key columns are read."""
     keys = table.select(list(REQUIRED_COLUMNS)).to_pandas()
     keys["_row"] = np.arange(len(keys))
-    ordered = keys.sort_values([*KEY_COLUMNS, *ORDER_COLUMNS], kind="stable")
-    last = ordered.drop_duplicates(list(KEY_COLUMNS), keep="last")
+    ordered = keys.sort_values([*RESULT_KEY, *ORDER_COLUMNS], kind="stable")
+    last = ordered.drop_duplicates(list(RESULT_KEY), keep="last")
     if final_only:
-        last = last.drop_duplicates(["experiment", "trial_id"], keep="last")
+        last = last.drop_duplicates(list(TRIAL_KEY), keep="last")
     return last["_row"].to_numpy()
 
 

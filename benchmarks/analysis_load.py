@@ -1,6 +1,6 @@
 """Load 1,000,000 result rows and build the main table: wall time and peak memory.
 
-Generates a results dataset in the writer's exact schema (``study.results.results_schema``):
+Generates a results dataset in the writer's exact schema (``analysis.store.results_schema``):
 ``--trials`` trials × ``--epochs`` epochs (default 20,000 × 50 = 1,000,000 rows) of NAS-Bench-201
 searches over 2 methods × 3 datasets × seeds, with random genotypes, α (6 × 5) and α-gradient
 lists, benchmark accuracies and timings, spread over ``--files`` part files. ``--rereported``
@@ -76,8 +76,8 @@ def _nested(values: np.ndarray, edges: int, ops: int) -> pa.Array:
 def generate(root: Path, trials: int, epochs: int, files: int, rereported: float,
              seed: int = 0) -> int:
     """Write the dataset; returns the number of rows written (re-reports included)."""
+    from analysis.store import results_schema
     from search_spaces.genotypes import NB201_OPS, nb201_to_string
-    from study.results import results_schema
     from trainables.config import SearchConfig
 
     rng = np.random.default_rng(seed)

@@ -6,7 +6,8 @@ experiment end), so a long grid leaves tens of thousands of files, and reading t
 
     ROOT/experiment=<name>/part-<utc timestamp>-compacted-<uuid8>.parquet
 
-which ``analysis.results.load_results`` reads like any other part file. Nothing is lost or
+which ``analysis.results.load_results`` reads like any other part file (names, layout and schema
+are the results store's, ``analysis.store``). Nothing is lost or
 changed: every row of every merged file is kept as it is (no de-duplication — readers already
 keep the last attempt, and the earlier attempts stay as history), in the writer's schema
 (``results_schema()``), so ``load_results`` returns the same frame before and after.
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,21 +53,11 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from analysis.results import experiment_folders
-from study.results import (
-    PART_PREFIX,
-    PART_SUFFIX,
-    _atomic_write,
-    _utc_now,
-    check_experiment_name,
-    conform,
-    older_schema,
-    results_schema,
-)
+from analysis import store
+from analysis.store import SEARCH, check_experiment_name, experiment_folders, results_schema
 
 logger = logging.getLogger(__name__)
 
-COMPACTED_TAG = "compacted"
 ROW_GROUP_ROWS = 20_000
 ROW_GROUP_BYTES = 64 * 2**20
 READ_AHEAD = 8  # part files read at once (threads)
@@ -126,23 +116,11 @@ def compact_results(
 
 
 # ---------------------------------------------------------------------- steps
-def _part_files(fs: pafs.FileSystem, folder: str) -> list[str]:
-    """The part files in ``folder`` now, sorted by name (temp files and the sidecar excluded)."""
-    children = fs.get_file_info(pafs.FileSelector(folder, recursive=False))
-    return sorted(
-        child.path
-        for child in children
-        if child.type == pafs.FileType.File
-        and child.base_name.startswith(PART_PREFIX)
-        and child.base_name.endswith(PART_SUFFIX)
-    )
-
-
 def _plan(fs: pafs.FileSystem, folder: str, experiment: str, min_files: int) -> list[str]:
     """The part files to merge (empty when fewer than ``min_files``), each checked."""
     if min_files < 1:
         raise ValueError(f"min_files={min_files} must be >= 1")
-    files = _part_files(fs, folder)
+    files = store.part_files(fs, folder)
     if len(files) < min_files:
         return []
     schema = results_schema()
@@ -158,7 +136,7 @@ def _check_part(fs: pafs.FileSystem, path: str, experiment: str, schema: pa.Sche
         with fs.open_input_file(path) as handle:
             part = pq.ParquetFile(handle)
             found = part.schema_arrow
-            if not found.equals(schema) and not older_schema(found):
+            if not (found.equals(schema) or SEARCH.is_older(found)):
                 raise ValueError(
                     f"cannot compact {path}: its schema is not the results schema "
                     f"(columns {found.names[:6]}...); leave it out of the folder or rewrite it"
@@ -189,9 +167,7 @@ def _compact(
 def _write_merged(fs: pafs.FileSystem, folder: str, files: list[str]) -> tuple[str, int]:
     """Stream every row of ``files``, in order, into one new part file written atomically;
     returns its path and row count. The inputs are left untouched."""
-    stamp = _utc_now().strftime("%Y%m%dT%H%M%S%fZ")
-    name = f"{PART_PREFIX}{stamp}-{COMPACTED_TAG}-{uuid.uuid4().hex[:8]}{PART_SUFFIX}"
-    output = f"{folder}/{name}"
+    output = f"{folder}/{store.new_part_name(store.COMPACTED_TAG)}"
     schema = results_schema()
     rows = 0
 
@@ -219,7 +195,7 @@ def _write_merged(fs: pafs.FileSystem, folder: str, files: list[str]) -> tuple[s
                             drain()
             drain()
 
-    _atomic_write(fs, output, write)
+    store.atomic_write(fs, output, write)
     return output, rows
 
 
@@ -278,7 +254,7 @@ def _read_group(part: pq.ParquetFile, index: int, schema: pa.Schema) -> pa.Table
     group = part.read_row_group(index, use_threads=False)  # a tiny group: threads only wait
     if group.schema.equals(schema):
         return group
-    return conform(group) if older_schema(group.schema) else group.cast(schema)
+    return SEARCH.conform(group) if SEARCH.is_older(group.schema) else group.cast(schema)
 
 
 def _delete_inputs(fs: pafs.FileSystem, files: list[str]) -> None:

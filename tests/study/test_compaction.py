@@ -19,10 +19,11 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "analysis"))  # the shared re
 from builders import FakeTrial, record
 
 from analysis.results import load_results
+from analysis.store import results_schema
 from study import compaction
 from study.cli import EXIT_BAD_INPUT, main
 from study.compaction import CompactionReport, compact_experiment, compact_results
-from study.results import ParquetResultsWriter, results_schema
+from study.results import ParquetResultsWriter
 from trainables.config import SearchConfig
 
 ROWS = 7  # rows the ``study`` fixture writes, in FLUSHES part files

@@ -14,7 +14,8 @@ import pytest
 from ray import tune
 
 from analysis.results import load_results
-from study.results import ParquetResultsWriter, results_schema
+from analysis.store import results_schema
+from study.results import ParquetResultsWriter
 from trainables import records as R
 from trainables.config import SearchConfig
 from trainables.search import run_search
