@@ -13,8 +13,10 @@
 GRID is a registered grid name (``study grids``) or a TOML grid file; RESULTS is a ``--results``
 folder of ``study run`` (or its ``parquet`` subfolder, or an ``s3://`` URI). Every input is
 validated before Ray starts or anything is written; a bad one exits with status 2 and a message
-naming it. ``tables`` and ``plots`` import neither Ray nor torch. ``run --dry-run`` ends with the
-grid's estimated GPU-hours and wall time (``study.cost``).
+naming it. ``tables``, ``plots`` and ``compact`` import neither Ray nor torch (they run on a base
+install: pandas, pyarrow, matplotlib); ``grids`` and ``run`` need the ``search`` and ``study``
+extras, and say so when they are missing. ``run --dry-run`` ends with the grid's estimated
+GPU-hours and wall time (``study.cost``).
 """
 
 from __future__ import annotations
@@ -25,12 +27,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trainables.config import SearchConfig
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the CLI imports only what a command needs: tables and plots need no torch
     from study.runner import RunOptions
+    from trainables.config import SearchConfig
 
 EXIT_BAD_INPUT = 2
+# Top-level packages of the install extras (pyproject.toml), for a clear error when one is absent.
+_EXTRA_OF_PACKAGE = {
+    "torch": "search",
+    "torchvision": "search",
+    "sklearn": "search",
+    "nats_bench": "search",
+    "PIL": "search",
+    "ray": "study",
+    "optuna": "study",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"study: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").split(".")[0]
+        if package not in _EXTRA_OF_PACKAGE:
+            raise
+        extra = _EXTRA_OF_PACKAGE[package]
+        print(
+            f"study: error: this command needs {package!r} (install extra '{extra}'), which is not "
+            "installed; searches need the 'search' and 'study' extras: "
+            "pip install 'single-darts-study[all]'",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
 
 
@@ -206,8 +229,8 @@ def _grids(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from analysis.store import check_experiment_name
     from study.grids import build_grid
-    from study.results import check_experiment_name
     from study.runner import RunOptions, check_inputs
 
     options = RunOptions(
@@ -259,6 +282,8 @@ def _estimate_lines(configs: Sequence[SearchConfig], args: argparse.Namespace) -
 
 def _print_trials(configs: Sequence[SearchConfig], options: RunOptions, experiment: str) -> None:
     """Every trial's full config (fields that differ from the defaults) and its resources."""
+    from trainables.config import SearchConfig
+
     default = SearchConfig().to_dict()
     for index, config in enumerate(configs):
         changed = {k: v for k, v in config.to_dict().items() if default[k] != v}
