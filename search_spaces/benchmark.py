@@ -12,6 +12,10 @@ Two sources answer the same questions (``index``, ``accuracies``, ``optimum``):
 ``open_benchmark`` picks one. Every accuracy is in percent and is the mean over the benchmark's
 seeds after the 200-epoch schedule (``hp='200'``, ``is_random=False``), as in the paper tables.
 The row order of the table is the NATS-Bench index, so both sources agree on ``index``.
+
+The optima of a NATS-Bench folder's validation columns need a full scan of its records (minutes),
+so ``NatsBenchmark`` keeps the optima of all six columns in the user's cache directory (see
+``search_spaces.benchmark_cache``), and later processes read them back in milliseconds.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from search_spaces.benchmark_cache import Optimum, cached_optima
 from search_spaces.genotypes import NB201_OPS, nb201_from_string, nb201_to_string
 
 BENCH_DATASETS = ("cifar10", "cifar100", "imagenet16-120")  # our dataset names
@@ -183,16 +188,26 @@ class NatsBenchmark(Benchmark):
 
     Each architecture's record file is read once; its six accuracies are cached in this object and
     the API's parsed record is dropped again, so memory stays small even after a full scan.
+
+    The API (``nats_bench`` import and ``meta.pickle.pbz2``, about a second) is created on first
+    need, so an ``optimum`` answered from the on-disk optimum cache (``benchmark_cache``) costs
+    neither.
     """
 
     source = "nats_bench"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        """Open ``path``, the ``NATS-tss-v1_0-3ffb9-simple`` directory itself (fast mode)."""
+        """Open ``path``, the ``NATS-tss-v1_0-3ffb9-simple`` directory itself (fast mode).
+
+        Only checks that ``path`` is a directory holding ``meta.pickle.pbz2`` (``ValueError``,
+        ``FileNotFoundError``); the ``nats_bench`` API is created on first need.
+        """
         self.path = Path(path)
-        self._api = _create_nats_api(self.path)
+        _check_fast_mode_dir(self.path)
+        self._api: Any = None  # the nats_bench API, see _nats_api()
         self._cache: dict[int, dict[str, float]] = {}
         self._scan: np.ndarray | None = None  # (NUM_ARCHS, len(BENCH_COLUMNS)) after a full scan
+        self._optima: dict[str, Optimum] | None = None  # every column's optimum, once known
 
     def __repr__(self) -> str:
         return f"NatsBenchmark({str(self.path)!r})"
@@ -200,7 +215,7 @@ class NatsBenchmark(Benchmark):
     def index(self, arch: str) -> int:
         """NATS-Bench index of ``arch`` (validated first: a bad op names the valid ops)."""
         nb201_from_string(arch)
-        index = int(self._api.query_index_by_arch(arch))
+        index = int(self._nats_api().query_index_by_arch(arch))
         if index < 0:
             raise ValueError(f"arch {arch!r} is not in the NATS-Bench benchmark at {self.path}")
         return index
@@ -213,15 +228,33 @@ class NatsBenchmark(Benchmark):
         """Best accuracy of ``column`` and its arch string; ties go to the lowest index.
 
         Test columns come from the shipped table (the same numbers, instantly). Validation
-        columns need every record: the first call reads all 15,625 record files through the API
-        (slow: minutes), then the result is cached in this object.
+        columns need every record: the first call ever on this folder reads all 15,625 record
+        files through the API (slow: minutes) and keeps the optima of all six columns in this
+        object and in the user's cache directory (``benchmark_cache``: one small JSON file per
+        folder state), so later calls, in any process, answer in milliseconds.
         """
         _check_column(column)
         if column in TEST_COLUMNS:
             return self._table_optimum(column)
-        values = self._scan_all()[:, BENCH_COLUMNS.index(column)]
-        best = _best_row(values, column)
-        return float(values[best]), self.arch(best)
+        if self._optima is None:
+            self._optima = cached_optima(self.path, BENCH_COLUMNS, self._scan_optima)
+        best = self._optima[column]
+        return best.value, best.arch
+
+    def _nats_api(self) -> Any:
+        """The ``nats_bench`` API of this directory, created on first call."""
+        if self._api is None:
+            self._api = _create_nats_api(self.path)
+        return self._api
+
+    def _scan_optima(self) -> dict[str, Optimum]:
+        """Optimum of every column from a full scan; ties go to the lowest index."""
+        scan = self._scan_all()
+        optima = {}
+        for k, column in enumerate(BENCH_COLUMNS):
+            best = _best_row(scan[:, k], column)
+            optima[column] = Optimum(float(scan[best, k]), best, self.arch(best))
+        return optima
 
     def _record(self, index: int) -> dict[str, float]:
         """Cached accuracies of one index (read from disk the first time)."""
@@ -236,7 +269,7 @@ class NatsBenchmark(Benchmark):
     def _scan_all(self) -> np.ndarray:
         """Accuracies of every index, (NUM_ARCHS, len(BENCH_COLUMNS)); read once, then cached."""
         if self._scan is None:
-            scan = np.empty((len(self._api), len(BENCH_COLUMNS)), dtype=np.float64)
+            scan = np.empty((len(self._nats_api()), len(BENCH_COLUMNS)), dtype=np.float64)
             for index in range(len(scan)):
                 record = self._cache.get(index) or self._read_record(index)
                 scan[index] = [record[column] for column in BENCH_COLUMNS]
@@ -246,10 +279,10 @@ class NatsBenchmark(Benchmark):
 
     def _read_record(self, index: int) -> dict[str, float]:
         """Query the API for the six columns of ``index`` (one record file read)."""
+        api = self._nats_api()  # outside the try: a failure to create it is not a record's fault
         try:
             record = {
-                column: float(self._api.get_more_info(index, dataset, hp="200",
-                                                      is_random=False)[key])
+                column: float(api.get_more_info(index, dataset, hp="200", is_random=False)[key])
                 for column, dataset, key in _NATS_QUERIES
             }
         except Exception as exc:  # nats_bench signals a missing file with AssertionError
@@ -274,9 +307,11 @@ def _create_nats_api(path: Path) -> Any:
     try:
         import nats_bench
     except ImportError as exc:
-        raise ImportError(
-            "reading the NATS-Bench benchmark needs the nats_bench package: pip install nats_bench "
-            "(or use open_benchmark(use_table=True) for test accuracies only)"
+        raise ModuleNotFoundError(
+            "reading the NATS-Bench benchmark needs the nats_bench package (the 'search' extra): "
+            "pip install 'single-darts-study[search]' (or use open_benchmark(use_table=True) for "
+            "test accuracies only)",
+            name="nats_bench",
         ) from exc
     api = nats_bench.create(str(path), "tss", fast_mode=True, verbose=False)
     if len(api) != NUM_ARCHS:
@@ -307,12 +342,27 @@ def resolve_benchmark_dir(path: str | os.PathLike[str]) -> Path:
             "a directory that contains it (the single-file .pickle.pbz2 benchmark is not "
             f"supported: fast mode reads per-architecture files); {_HOW_TO_GET_VALID}"
         )
+    _check_meta(directory)
+    return directory
+
+
+def _check_meta(directory: Path) -> None:
+    """``FileNotFoundError`` when ``directory`` lacks the benchmark's ``meta.pickle.pbz2``."""
     if not (directory / "meta.pickle.pbz2").is_file():
         raise FileNotFoundError(
             f"{directory} lacks meta.pickle.pbz2, so it is not a complete NATS-Bench fast-mode "
             f"directory; re-download {NATS_TSS_DIRNAME}"
         )
-    return directory
+
+
+def _check_fast_mode_dir(directory: Path) -> None:
+    """Cheap check (two ``stat`` calls) that ``directory`` can be a fast-mode benchmark."""
+    if not directory.is_dir():
+        raise ValueError(
+            f"NATS-Bench path {directory} is not a directory; pass the fast-mode directory "
+            f"{NATS_TSS_DIRNAME}/ itself (or its parent to open_benchmark()); {_HOW_TO_GET_VALID}"
+        )
+    _check_meta(directory)
 
 
 def default_benchmark_dir() -> Path | None:
