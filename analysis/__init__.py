@@ -1,1 +1,85 @@
-"""analysis package."""
+"""Analysis of study results: Parquet -> pandas -> the paper's tables and figures.
+
+Imports neither torch nor Ray, so results from a cluster are analysed on a laptop with the base
+install (pandas, pyarrow, matplotlib)::
+
+    from analysis import load_results, main_table, ablation_table
+    df = load_results("results", alphas=False)
+    print(main_table(df).to_markdown())
+
+The names below are the public surface; each loads its module on first use (figures need
+matplotlib, the store only pyarrow). The results format itself lives in ``analysis.store``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from analysis.alphas import alpha_long
+    from analysis.collapse import collapse_by_epoch, collapse_indicators
+    from analysis.figures import save_figures
+    from analysis.frame import bench_column, config_columns, with_labels
+    from analysis.results import load_results
+    from analysis.store import SEARCH, experiment_folders, results_schema
+    from analysis.tables import (
+        Table,
+        ablation_table,
+        collapse_table,
+        final_epochs,
+        main_table,
+        paper_tables,
+        summary_table,
+    )
+
+_EXPORTS = {
+    "load_results": "analysis.results",
+    "results_schema": "analysis.store",
+    "experiment_folders": "analysis.store",
+    "SEARCH": "analysis.store",
+    "Table": "analysis.tables",
+    "main_table": "analysis.tables",
+    "ablation_table": "analysis.tables",
+    "summary_table": "analysis.tables",
+    "collapse_table": "analysis.tables",
+    "paper_tables": "analysis.tables",
+    "final_epochs": "analysis.tables",
+    "collapse_indicators": "analysis.collapse",
+    "collapse_by_epoch": "analysis.collapse",
+    "alpha_long": "analysis.alphas",
+    "with_labels": "analysis.frame",
+    "bench_column": "analysis.frame",
+    "config_columns": "analysis.frame",
+    "save_figures": "analysis.figures",
+}
+__all__ = [
+    "SEARCH",
+    "Table",
+    "ablation_table",
+    "alpha_long",
+    "bench_column",
+    "collapse_by_epoch",
+    "collapse_indicators",
+    "collapse_table",
+    "config_columns",
+    "experiment_folders",
+    "final_epochs",
+    "load_results",
+    "main_table",
+    "paper_tables",
+    "results_schema",
+    "save_figures",
+    "summary_table",
+    "with_labels",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -3,18 +3,66 @@
 ``build_supernet`` is the registry entry point used by the search loop. The supernet modules
 (torch) are imported on first use, so ``search_spaces.genotypes`` and ``search_spaces.benchmark``
 load without torch: ``analysis`` reads genotypes and the benchmark on machines without it.
+Public surface: ``SPACES``, ``build_supernet``, and (loaded on first use) ``open_benchmark``,
+``Benchmark``, ``TableBenchmark``, ``NatsBenchmark``, ``BenchmarkRecordError``,
+``DartsGenotype``, ``nb201_to_string``, ``nb201_from_string``, ``NB201_OPS``, ``DARTS_OPS``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from search_spaces.benchmark import (
+        Benchmark,
+        BenchmarkRecordError,
+        NatsBenchmark,
+        TableBenchmark,
+        open_benchmark,
+    )
+    from search_spaces.genotypes import (
+        DARTS_OPS,
+        NB201_OPS,
+        DartsGenotype,
+        nb201_from_string,
+        nb201_to_string,
+    )
     from search_spaces.supernet import SuperNet
 
-__all__ = ["SPACES", "build_supernet"]
+_EXPORTS = {
+    **dict.fromkeys(
+        ("open_benchmark", "Benchmark", "TableBenchmark", "NatsBenchmark", "BenchmarkRecordError"),
+        "search_spaces.benchmark",
+    ),
+    **dict.fromkeys(
+        ("DartsGenotype", "nb201_to_string", "nb201_from_string", "NB201_OPS", "DARTS_OPS"),
+        "search_spaces.genotypes",
+    ),
+}
+__all__ = [
+    "DARTS_OPS",
+    "NB201_OPS",
+    "SPACES",
+    "Benchmark",
+    "BenchmarkRecordError",
+    "DartsGenotype",
+    "NatsBenchmark",
+    "TableBenchmark",
+    "build_supernet",
+    "nb201_from_string",
+    "nb201_to_string",
+    "open_benchmark",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'search_spaces' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
+
 
 def _nb201(num_classes: int, channels: int, depth: int, stem: str, **alpha: object) -> SuperNet:
     from search_spaces.nb201 import NB201SuperNet

@@ -1,1 +1,67 @@
-"""study package."""
+"""Studies on Ray Tune: grids of searches, the Tuner, the Parquet results writer, compaction,
+the GPU cost estimate and the ``study`` command.
+
+Public surface (each name loads its module on first use; grids need only the torch-free config,
+running needs the ``search`` and ``study`` extras)::
+
+    from study import build_grid, RunOptions, run_experiment
+    configs = build_grid("smoke")
+    run_experiment(configs, RunOptions(results="results"), "smoke")
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from study.compaction import CompactionReport, compact_experiment, compact_results
+    from study.cost import estimate_cost, load_calibration
+    from study.execute import run_experiment
+    from study.grid_files import load_grid_file
+    from study.grids import GRIDS, Grid, build_grid, describe_grids
+    from study.results import ParquetResultsWriter
+    from study.runner import RunOptions, build_tuner
+
+_EXPORTS = {
+    "GRIDS": "study.grids",
+    "Grid": "study.grids",
+    "build_grid": "study.grids",
+    "describe_grids": "study.grids",
+    "load_grid_file": "study.grid_files",
+    "RunOptions": "study.runner",
+    "build_tuner": "study.runner",
+    "run_experiment": "study.execute",
+    "ParquetResultsWriter": "study.results",
+    "compact_experiment": "study.compaction",
+    "compact_results": "study.compaction",
+    "CompactionReport": "study.compaction",
+    "estimate_cost": "study.cost",
+    "load_calibration": "study.cost",
+}
+__all__ = [
+    "GRIDS",
+    "CompactionReport",
+    "Grid",
+    "ParquetResultsWriter",
+    "RunOptions",
+    "build_grid",
+    "build_tuner",
+    "compact_experiment",
+    "compact_results",
+    "describe_grids",
+    "estimate_cost",
+    "load_calibration",
+    "load_grid_file",
+    "run_experiment",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'study' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
