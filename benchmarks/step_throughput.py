@@ -67,7 +67,7 @@ from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, on the path
 NUM_CLASSES = 10
 IMAGE_SIZE = 32
 GRAD_CLIP = 5.0
-EXPECTED_WEIGHTS = 1_692_826  # NB201 supernet at C=16, N=5, 10 classes (protocol.md)
+EXPECTED_WEIGHTS = 1_692_826  # NB201 supernet at C=16, N=5, 10 classes (the reference)
 EXPECTED_ALPHAS = 30
 W_SGD = {"lr": 0.025, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
 A_ADAM = {"lr": 3e-4, "betas": (0.5, 0.999), "weight_decay": 1e-3}

@@ -1,6 +1,6 @@
 """NAS-Bench-201 search supernet, structurally identical to the reference ``TinyNetworkDarts``.
 
-Macro (protocol.md): stem Conv3x3(3→C)+BN; ``depth`` search cells at C; ResNet basic block C→2C
+Macro (the reference, xautodl TinyNetworkDarts): stem Conv3x3(3→C)+BN; ``depth`` search cells at C; ResNet basic block C→2C
 (stride 2); ``depth`` cells at 2C; block 2C→4C; ``depth`` cells at 4C; BN+ReLU → global average
 pool → Linear. One α of shape (6, 5) is shared by every cell.
 

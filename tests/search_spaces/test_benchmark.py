@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from search_spaces.benchmark import (
 from search_spaces.genotypes import NB201_OPS, nb201_to_string
 
 REPO = Path(__file__).parents[2]
-SHARED_CSV = REPO.parent / "shared" / "data" / "nb201" / "test_accuracy.csv"
+CSV = REPO / "tests" / "fixtures" / "nb201_test_accuracy.csv.gz"  # provenance: its README
 FAKE_DIR = REPO / "tests" / "fixtures" / "nats-fake" / NATS_TSS_DIRNAME
 ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
 BEST_CIFAR10 = (
@@ -89,10 +90,9 @@ def test_table_keeps_csv_text_values(table: TableBenchmark) -> None:
         assert [repr(acc[c]) for c in TEST_COLUMNS] == list(texts)
 
 
-@pytest.mark.skipif(not SHARED_CSV.is_file(), reason=f"{SHARED_CSV} not present")
 def test_compact_table_reproduces_every_csv_row() -> None:
     data = load_table()
-    with SHARED_CSV.open(newline="") as f:
+    with gzip.open(CSV, "rt", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(data.ops)
     names = ("CIFAR10TestAccuracy200Epochs", "CIFAR100TestAccuracy200Epochs",

@@ -42,7 +42,7 @@ def test_weights_and_alphas_partition_parameters() -> None:
 
 
 def test_per_cell_weight_counts() -> None:
-    # protocol.md: 15,552 / 61,824 / 246,528 weights per cell at C=16/32/64.
+    # the reference supernet: 15,552 / 61,824 / 246,528 weights per cell at C=16/32/64.
     counts = [_numel(list(NB201SearchCell(c).parameters())) for c in (16, 32, 64)]
     assert counts == [15_552, 61_824, 246_528]
 
