@@ -42,13 +42,17 @@ import pyarrow.parquet as pq
 
 from analysis.store import (
     ALPHA_COLUMNS,
+    EXPERIMENT_PREFIX,
     ORDER_COLUMNS,
+    PART_PREFIX,
+    PART_SUFFIX,
     RESULT_KEY,
     TRIAL_KEY,
     experiment_folders,
     part_files,
 )
 
+PART_GLOB = f"{EXPERIMENT_PREFIX}*/{PART_PREFIX}*{PART_SUFFIX}"
 REQUIRED_COLUMNS = (*RESULT_KEY, *ORDER_COLUMNS)  # a row without one of them cannot be placed
 
 
@@ -111,7 +115,7 @@ def _part_files(
     """(experiment, path) of every part file, in a deterministic order."""
     files = [(name, path) for name in sorted(folders) for path in part_files(fs, folders[name])]
     if not files:
-        raise FileNotFoundError(f"no results files (experiment=*/part-*.parquet) under {root!s}")
+        raise FileNotFoundError(f"no results files ({PART_GLOB}) under {root!s}")
     return files
 
 

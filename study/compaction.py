@@ -110,7 +110,9 @@ def compact_results(
         experiments = [experiments]
     fs, folders = experiment_folders(root, experiments)
     if not folders:
-        raise FileNotFoundError(f"no experiment folders (experiment=*) under {root!s}")
+        raise FileNotFoundError(
+            f"no experiment folders ({store.EXPERIMENT_PREFIX}*) under {root!s}"
+        )
     plans = [(name, _plan(fs, folders[name], name, min_files)) for name in sorted(folders)]
     return [_compact(fs, folders[name], name, files) for name, files in plans]
 
