@@ -47,6 +47,7 @@ from analysis.store import (
     PART_PREFIX,
     PART_SUFFIX,
     RESULT_KEY,
+    SEARCH,
     TRIAL_KEY,
     experiment_folders,
     part_files,
@@ -92,7 +93,9 @@ def load_results(
             tables.append(table)
     if not tables:
         raise FileNotFoundError(f"no readable results files under {root!s}")
-    table = _drop_null_keys(pa.concat_tables(tables, promote_options="permissive"))
+    table = _in_schema_order(
+        _drop_null_keys(pa.concat_tables(tables, promote_options="permissive"))
+    )
     del tables
     rows = _last_attempt_rows(table, final_only)
     if len(rows) != len(table) or not np.array_equal(rows, np.arange(len(table))):
@@ -163,6 +166,14 @@ def _types_mapper(arrow_type: pa.DataType):
     if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
         return pd.ArrowDtype(arrow_type)
     return None
+
+
+def _in_schema_order(table: pa.Table) -> pa.Table:
+    """Columns in the results schema's order (older files lack later columns, which permissive
+    concatenation appends at the end), then any column the schema does not know."""
+    known = [name for name in SEARCH.schema().names if name in table.column_names]
+    extra = [name for name in table.column_names if name not in set(known)]
+    return table.select(known + extra)
 
 
 def _drop_null_keys(table: pa.Table) -> pa.Table:

@@ -55,6 +55,7 @@ PART_PREFIX = "part-"
 PART_SUFFIX = ".parquet"
 COMPACTED_TAG = "compacted"  # in the name of a part file written by compaction
 METADATA_FILE = "_metadata.json"
+TUNING_FILE = "_tuning.json"  # a tuning experiment's sidecar: spec, cells, importances (study tune)
 PARQUET_FOLDER = "parquet"  # study run writes RESULTS/parquet/experiment=<name>/
 
 KEY_COLUMNS = ("experiment", "trial_id", "attempt", "reported_at")  # first columns of every row
@@ -106,6 +107,20 @@ _KEYS = (
 )
 
 
+# The tuning context of a row written by ``study tune`` (null for ``study run`` rows). A trial's
+# config carries each as ``"_" + column`` (bookkeeping keys never reach a SearchConfig).
+_TUNING = (
+    Column("tune_study", pa.string(), "tuning", "", "Optuna study of the row's cell: '<experiment>:<cell>'"),
+    Column("tune_cell", pa.string(), "tuning", "", "the cell: its [axes] values, 'key=value, ...' ('all' without axes)"),
+    Column("tune_sample", pa.int64(), "tuning", "", "sample number in the cell's study (Optuna trial number, 0-based)"),
+    Column("tune_sampler_seed", pa.int64(), "tuning", "", "seed of the tuning sampler given in the spec"),
+    Column("tune_objective", pa.string(), "tuning", "", "record column the tuning optimises for this cell"),
+    Column("tune_epoch", pa.string(), "tuning", "", "which epoch's value is the objective: 'final' or 'best'"),
+    Column("tune_direction", pa.string(), "tuning", "", "'max' or 'min': the objective's direction"),
+)
+TUNING_COLUMNS: tuple[str, ...] = tuple(c.name for c in _TUNING)
+
+
 def _search_columns() -> tuple[Column, ...]:
     config = tuple(
         Column(name, _ARROW_BASE[FIELD_TYPES[name].base], "config", *FIELD_DOCS[name])
@@ -121,7 +136,7 @@ def _search_columns() -> tuple[Column, ...]:
         )
         for name, field in R.FIELDS.items()
     )
-    return (*_KEYS, *config, *record)
+    return (*_KEYS, *config, *record, *_TUNING)
 
 
 @dataclass(frozen=True)
@@ -161,12 +176,13 @@ class ResultFormat:
         return pa.Table.from_arrays(columns, schema=schema)
 
 
-# Search rows: keys, every SearchConfig field, every record field. exec_path came later.
-SEARCH = ResultFormat("search", _search_columns(), added=(R.EXEC_PATH,))
+# Search rows: keys, every SearchConfig field, every record field, the tuning context. exec_path
+# and the tuning columns came later.
+SEARCH = ResultFormat("search", _search_columns(), added=(R.EXEC_PATH, *TUNING_COLUMNS))
 
 
 def results_schema() -> pa.Schema:
-    """The schema of every search part file: keys, then config fields, then record fields."""
+    """The schema of every search part file: keys, config fields, record fields, tuning context."""
     return SEARCH.schema()
 
 
@@ -349,6 +365,34 @@ def record_run(
     metadata["columns"] = fmt.schema().names
     metadata.setdefault("runs", []).append(run)
     write_text_atomic(fs, path, json.dumps(metadata, indent=2, sort_keys=False))
+
+
+def write_tuning(fs: pafs.FileSystem, folder: str, payload: dict[str, Any]) -> None:
+    """Write a tuning experiment's sidecar ``_tuning.json`` (atomically, replacing it)."""
+    write_text_atomic(fs, f"{folder}/{TUNING_FILE}", json.dumps(payload, indent=2, sort_keys=False))
+
+
+def read_tuning(
+    root: str | os.PathLike, experiments: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{experiment: sidecar}`` of every tuning experiment under ``root`` (those with a
+    ``_tuning.json``); an unreadable sidecar raises ``ValueError`` naming it. The sidecar's format
+    is documented in docs/results.md ("Tuning experiments")."""
+    fs, folders = experiment_folders(root, experiments)
+    found: dict[str, dict[str, Any]] = {}
+    for name, folder in sorted(folders.items()):
+        path = f"{folder}/{TUNING_FILE}"
+        text = read_text(fs, path)
+        if text is None:
+            continue
+        try:
+            payload = json.loads(text)
+        except ValueError as error:
+            raise ValueError(f"bad tuning sidecar {path}: not JSON ({error})") from error
+        if not isinstance(payload, dict) or not isinstance(payload.get("cells"), dict):
+            raise ValueError(f"bad tuning sidecar {path}: no 'cells' table")
+        found[name] = payload
+    return found
 
 
 # ---------------------------------------------------------------------- documentation

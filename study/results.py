@@ -161,6 +161,8 @@ class ParquetResultsWriter(tune.Callback):
         row.update(_config_columns(trial.config))
         for name in R.RECORD_FIELDS:
             row[name] = result.get(name)
+        for name in store.TUNING_COLUMNS:  # study tune's context, carried as "_" + name
+            row[name] = trial.config.get(f"_{name}")
         return row
 
     def flush(self) -> str | None:

@@ -24,7 +24,9 @@ DOC = REPO / "docs" / "results.md"
 
 def test_schema_is_keys_then_config_fields_then_record_fields() -> None:
     schema = store.results_schema()
-    assert schema.names == [*store.KEY_COLUMNS, *SearchConfig.field_names(), *R.RECORD_FIELDS]
+    assert schema.names == [
+        *store.KEY_COLUMNS, *SearchConfig.field_names(), *R.RECORD_FIELDS, *store.TUNING_COLUMNS
+    ]
     expected = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
     for name, kind in FIELD_TYPES.items():
         assert schema.field(name).type == expected[kind.base], name
