@@ -19,14 +19,19 @@ A trial is ``{**base, **axes_combination, **fixed}``, in product order (first ax
 with repeated trials dropped. Everything is validated before any trial starts; every error is a
 ``ValueError`` naming the file, the table and the key (a missing file: ``FileNotFoundError``).
 See examples/lr_ablation.toml.
+
+The reading and checking of ``[base]``, ``[axes]`` and ``[fixed]`` are public helpers
+(``read_toml``, ``check_layout``, ``parse_tables``, ``build_config``), shared with the tuning
+specs of ``study.tune_spec``, so both file kinds accept the same tables with the same messages.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable, Mapping
 from itertools import product
-from typing import Any
+from typing import Any, NamedTuple
 
 from trainables.config import SearchConfig, dedupe
 
@@ -34,21 +39,70 @@ TABLES = ("base", "axes", "fixed")
 TOP_KEYS = ("name", "description", *TABLES)
 
 
+class Tables(NamedTuple):
+    """The checked ``[base]``, ``[axes]`` and ``[fixed]`` tables of a file (empty when absent)."""
+
+    base: dict[str, Any]
+    axes: dict[str, list[Any]]
+    fixed: dict[str, Any]
+
+
 def load_grid_file(path: str | os.PathLike) -> list[SearchConfig]:
     """The SearchConfigs a TOML grid file describes (format: module docstring)."""
+    where, doc = read_toml(path, "grid file")
+    check_layout(where, doc, TOP_KEYS)
+    tables = parse_tables(where, doc)
+    combos = (dict(zip(tables.axes, c, strict=True)) for c in product(*tables.axes.values()))
+    return dedupe(build_config(where, tables, chosen) for chosen in combos)
+
+
+def read_toml(path: str | os.PathLike, what: str) -> tuple[str, dict[str, Any]]:
+    """``(path as str, parsed document)``; ``what`` names the file kind in the missing-file
+    error (``FileNotFoundError``); a syntax error is a ``ValueError`` naming file and line."""
     where = os.fspath(path)
     if not os.path.isfile(where):
-        raise FileNotFoundError(f"grid file {where!r} does not exist")
+        raise FileNotFoundError(f"{what} {where!r} does not exist")
     try:
         with open(where, "rb") as fh:
-            doc = tomllib.load(fh)
+            return where, tomllib.load(fh)
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{where}: TOML syntax error: {err}") from err
-    _check_layout(where, doc)
+
+
+def check_layout(where: str, doc: dict[str, Any], allowed: Iterable[str]) -> None:
+    """Top-level keys are among ``allowed``; ``name`` and ``description`` are strings; each of
+    ``[base]``, ``[axes]``, ``[fixed]`` is a table whose keys are SearchConfig fields."""
+    allowed = tuple(allowed)
+    unknown = sorted(set(doc) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where}: unknown top-level key(s) {unknown}; allowed: {list(allowed)}")
+    for key in ("name", "description"):
+        if key in doc and not isinstance(doc[key], str):
+            raise ValueError(f"{where}: top-level {key}: must be a string, got {doc[key]!r}")
+    for table in TABLES:
+        values = doc.get(table, {})
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: [{table}] must be a table, got {values!r}")
+        check_field_names(where, f"[{table}]", values)
+
+
+def check_field_names(where: str, table: str, values: Mapping[str, Any]) -> None:
+    """Every key of ``values`` (from ``table``, e.g. ``[base]``) is a SearchConfig field."""
+    known = SearchConfig.field_names()
+    for key in values:
+        if key not in known:
+            raise ValueError(
+                f"{where}: {table} {key}: unknown SearchConfig field; valid fields: {list(known)}"
+            )
+
+
+def parse_tables(where: str, doc: dict[str, Any]) -> Tables:
+    """The ``[base]``, ``[axes]`` and ``[fixed]`` tables of a ``check_layout``-ed document, each
+    value checked on its own (``check_value``), each axis a non-empty list."""
     base, axes, fixed = (doc.get(t, {}) for t in TABLES)
     for table, values in (("base", base), ("fixed", fixed)):
         for key, value in values.items():
-            _check_value(where, table, key, value)
+            check_value(where, f"[{table}]", key, value)
     for key, values in axes.items():
         if not isinstance(values, list):
             raise ValueError(f"{where}: [axes] {key}: must be a list of values, got {values!r}")
@@ -57,46 +111,41 @@ def load_grid_file(path: str | os.PathLike) -> list[SearchConfig]:
                 f"{where}: [axes] {key}: empty list makes an empty product (no trials)"
             )
         for value in values:
-            _check_value(where, "axes", key, value)
-    configs = []
-    for combo in product(*axes.values()):
-        chosen = dict(zip(axes, combo, strict=True))
-        try:
-            configs.append(SearchConfig.from_dict({**base, **chosen, **fixed}))
-        except ValueError as err:
-            shown = ", ".join(f"{k}={v!r}" for k, v in chosen.items()) or "(no axes)"
-            raise ValueError(
-                f"{where}: the combination [axes] {shown} with [base] and [fixed] is invalid: {err}"
-            ) from err
-    return dedupe(configs)
+            check_value(where, "[axes]", key, value)
+    return Tables(base, axes, fixed)
 
 
-def _check_layout(where: str, doc: dict[str, Any]) -> None:
-    unknown = sorted(set(doc) - set(TOP_KEYS))
-    if unknown:
-        raise ValueError(f"{where}: unknown top-level key(s) {unknown}; allowed: {list(TOP_KEYS)}")
-    for key in ("name", "description"):
-        if key in doc and not isinstance(doc[key], str):
-            raise ValueError(f"{where}: top-level {key}: must be a string, got {doc[key]!r}")
-    known = SearchConfig.field_names()
-    for table in TABLES:
-        values = doc.get(table, {})
-        if not isinstance(values, dict):
-            raise ValueError(f"{where}: [{table}] must be a table, got {values!r}")
-        for key in values:
-            if key not in known:
-                raise ValueError(
-                    f"{where}: [{table}] {key}: unknown SearchConfig field; valid fields: "
-                    f"{list(known)}"
-                )
+def build_config(
+    where: str,
+    tables: Tables,
+    chosen: Mapping[str, Any],
+    source: str = "[axes]",
+    overrides: Mapping[str, Any] | None = None,
+) -> SearchConfig:
+    """``{**base, **chosen, **fixed, **overrides}`` as a SearchConfig; an invalid one raises a
+    ``ValueError`` naming the file and the ``chosen`` values (taken from ``source``, e.g.
+    ``[axes]``), since the same value may be fine in another combination."""
+    extra = dict(overrides or {})
+    try:
+        return SearchConfig.from_dict({**tables.base, **chosen, **tables.fixed, **extra})
+    except ValueError as err:
+        shown = ", ".join(f"{k}={v!r}" for k, v in chosen.items()) or "(no axes)"
+        context = "[base] and [fixed]"
+        if extra:
+            given = ", ".join(f"{k}={v!r}" for k, v in extra.items())
+            context = f"[base], [fixed] and the overrides {given}"
+        raise ValueError(
+            f"{where}: the combination {source} {shown} with {context} is invalid: {err}"
+        ) from err
 
 
-def _check_value(where: str, table: str, key: str, value: Any) -> None:
+def check_value(where: str, table: str, key: str, value: Any) -> None:
     """Check one value on its own (type, allowed names, range) against the defaults; errors
-    that involve other fields wait for the whole combination (they may be fine there)."""
+    that involve other fields wait for the whole combination (they may be fine there).
+    ``table`` is how the message names where the value came from, e.g. ``[base]``."""
     try:
         SearchConfig.from_dict({key: value})
     except ValueError as err:
         text = str(err)
         if text.startswith(f"{key}="):
-            raise ValueError(f"{where}: [{table}] {key}: {text[len(key) + 1 :]}") from err
+            raise ValueError(f"{where}: {table} {key}: {text[len(key) + 1 :]}") from err

@@ -107,15 +107,36 @@ def build_tuner(
     progress: tune.ProgressReporter | None = None,
 ) -> tune.Tuner:
     """A Tuner for the grid, restored from its saved state when the experiment exists."""
-    # The execution path is a trainable parameter, not a trial field: it is no part of a trial's
-    # identity, and a resumed experiment takes this run's value (Tuner.restore gets it anew).
-    trainable = tune.with_resources(
-        tune.with_parameters(search_trainable, fast=options.fast), options.resources()
-    )
+    trainable = trial_trainable(options)
     path = experiment_path(options, experiment)
     if tune.Tuner.can_restore(path):
         return tune.Tuner.restore(path, trainable, resume_errored=True)
-    run_config = tune.RunConfig(
+    tune_config = tune.TuneConfig(max_concurrent_trials=options.max_concurrent or None)
+    return tune.Tuner(
+        trainable,
+        param_space=param_space(configs),
+        tune_config=tune_config,
+        run_config=run_config(options, experiment, callbacks, progress),
+    )
+
+
+def trial_trainable(options: RunOptions) -> Any:
+    """The search trainable with this run's resources and execution path. The path is a
+    trainable parameter, not a trial field: it is no part of a trial's identity, and a resumed
+    experiment takes this run's value (``Tuner.restore`` gets the trainable anew)."""
+    return tune.with_resources(
+        tune.with_parameters(search_trainable, fast=options.fast), options.resources()
+    )
+
+
+def run_config(
+    options: RunOptions,
+    experiment: str,
+    callbacks: Sequence[tune.Callback] = (),
+    progress: tune.ProgressReporter | None = None,
+) -> tune.RunConfig:
+    """Storage, retries, checkpoints kept, callbacks and progress of a new experiment."""
+    return tune.RunConfig(
         name=experiment,
         storage_path=options.storage("tune"),
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
@@ -123,10 +144,6 @@ def build_tuner(
         callbacks=list(callbacks),
         progress_reporter=progress,
         verbose=1 if progress is not None else 0,
-    )
-    tune_config = tune.TuneConfig(max_concurrent_trials=options.max_concurrent or None)
-    return tune.Tuner(
-        trainable, param_space=param_space(configs), tune_config=tune_config, run_config=run_config
     )
 
 

@@ -26,6 +26,10 @@ from trainables.config import SearchConfig
 from trainables.search import Search
 
 FAIL_ONCE_AT_EPOCH = "_test_fail_once_at_epoch"
+# Tuning (study tune): a trial whose config names a record column under OBJECTIVE_COLUMN also
+# reports that column's value as OBJECTIVE, one metric name for every cell (ASHA compares it).
+OBJECTIVE_COLUMN = "_objective_column"
+OBJECTIVE = "objective"
 
 
 def search_fields(config: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +59,7 @@ def search_trainable(config: dict[str, Any], fast: bool | None = None) -> None:
     """Run the search described by ``config`` inside a Tune trial; ``fast`` is the execution
     path of a GPU trial (``trainables.search``: None = the default, False = eager)."""
     fail_at = config.get(FAIL_ONCE_AT_EPOCH)
+    objective_column = config.get(OBJECTIVE_COLUMN)
     search_config = SearchConfig.from_dict(search_fields(config))
     torch.set_num_threads(trial_threads())
     search = Search(search_config, trial_device(), fast=fast)
@@ -65,6 +70,8 @@ def search_trainable(config: dict[str, Any], fast: bool | None = None) -> None:
     fresh_start = checkpoint is None
     while not search.done:
         record = search.run_epoch()
+        if objective_column is not None:
+            record = {**record, OBJECTIVE: record.get(objective_column)}
         with tempfile.TemporaryDirectory() as directory:
             search.save(directory)
             tune.report(record, checkpoint=tune.Checkpoint.from_directory(directory))

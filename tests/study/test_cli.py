@@ -11,23 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_specs import tiny_toml
 
 from analysis.results import load_results
 from study.cli import EXIT_BAD_INPUT, main
 
-TINY_GRID = """
-name = "tiny"
-[base]
-dataset = "synthetic"
-channels = 4
-depth = 1
-batch_size = 16
-steps_per_epoch = 2
-probe_every = 0
-epochs = 2
-[axes]
-level = ["single", "bi"]
-"""
+TINY_GRID = tiny_toml("tiny", 2, '[axes]\nlevel = ["single", "bi"]\n')
 
 
 def _write(tmp_path: Path, text: str, name: str = "grid.toml") -> Path:

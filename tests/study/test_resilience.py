@@ -3,114 +3,35 @@
 Both scenarios run Ray outside this pytest process (a ``python -m study.cli`` subprocess, and a
 small multi-node script run as a subprocess), so they never touch the session's ``ray_local``
 cluster: ``ray.cluster_utils.Cluster`` in-process would need ``ray.shutdown()`` of a
-``ray_local`` cluster that later tests expect to still be there.
-
-Leftover processes of a SIGKILLed driver: its local Ray cluster (gcs_server, raylet, workers,
-log monitor, ...) is not in the driver's process group. Each run here gets its own short
-``RAY_TMPDIR`` (Ray puts its session folder, sockets and logs under it, and every Ray process
-names that folder on its command line), so afterwards exactly the processes whose command line
-mentions that folder are killed (found through /proc), and nothing else on the machine (in particular not
-this session's own Ray cluster, which ``ray stop --force`` would kill).
+``ray_local`` cluster that later tests expect to still be there. Each run has its own
+``RAY_TMPDIR`` (the ``ray_tmpdir`` fixture, ``ray_processes.py``), so the leftover Ray
+processes of a SIGKILLed driver are stopped, and nothing else on the machine.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-import pytest
+from ray_processes import kill_processes_mentioning, subprocess_env
+from tiny_specs import tiny_toml
 
 from analysis.results import load_results
 
-REPO = Path(__file__).resolve().parents[2]
 EPOCHS = 6
 CONFIG_COLUMNS = ["level", "activation"]  # the grid axes: one trial per distinct pair
-KILL_GRID = f"""
-name = "kill"
-[base]
-dataset = "synthetic"
-channels = 4
-depth = 1
-batch_size = 16
-steps_per_epoch = 2
-probe_every = 0
-epochs = {EPOCHS}
-[axes]
-level = ["single", "bi"]
-activation = ["softmax", "sigmoid"]
-"""
+KILL_GRID = tiny_toml(
+    "kill", EPOCHS, '[axes]\nlevel = ["single", "bi"]\nactivation = ["softmax", "sigmoid"]\n'
+)
 
 
 # ---------------------------------------------------------------------- helpers
-@pytest.fixture
-def ray_tmpdir() -> Iterator[Path]:
-    """A short private RAY_TMPDIR (unix socket paths must stay < 108 bytes); on teardown every
-    process still naming it is killed, then the folder is removed."""
-    path = Path(tempfile.mkdtemp(prefix="rres-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        _kill_processes_mentioning(str(path))
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _pids_mentioning(text: str) -> list[int]:
-    """Pids (other than this one) whose command line contains ``text``, read from /proc (psutil
-    is only vendored inside Ray, not a dependency of the project)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-def _kill_processes_mentioning(text: str, timeout: float = 10) -> list[str]:
-    """SIGKILL every process whose command line contains ``text`` and wait until they are gone
-    (or are zombies); returns their names."""
-    pids = _pids_mentioning(text)
-    names = []
-    for pid in pids:
-        try:
-            names.append(Path(f"/proc/{pid}/comm").read_text().strip())
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-        time.sleep(0.1)
-    return names
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _env(ray_tmpdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["RAY_TMPDIR"] = str(ray_tmpdir)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
 def _study_cmd(grid: Path, name: str) -> list[str]:
     return [sys.executable, "-m", "study.cli", "run", str(grid), "--results", "res", "--name", name]
 
@@ -156,7 +77,7 @@ def test_killed_driver_resumes_and_writes_every_trial_epoch_exactly_once(
     grid.write_text(KILL_GRID)
     parquet = tmp_path / "res" / "parquet"
     tune_dir = tmp_path / "res" / "tune" / "kill"
-    env = _env(ray_tmpdir)
+    env = subprocess_env(ray_tmpdir)
 
     driver = subprocess.Popen(
         _study_cmd(grid, "kill"),
@@ -182,7 +103,7 @@ def test_killed_driver_resumes_and_writes_every_trial_epoch_exactly_once(
             driver.wait(timeout=30)
     # The killed driver's Ray processes live outside its process group: stop them (and only
     # them) before the rerun, as a user would after a crash.
-    leftovers = _kill_processes_mentioning(str(ray_tmpdir))
+    leftovers = kill_processes_mentioning(str(ray_tmpdir))
     print(f"killed leftover Ray processes of the dead driver: {sorted(leftovers)}")
 
     before = load_results(parquet, experiments=["kill"])
@@ -328,7 +249,7 @@ def test_trials_spread_over_nodes_and_survive_losing_their_node(tmp_path, ray_tm
     proc = subprocess.run(
         [sys.executable, str(script), str(tmp_path / "res"), str(long_epochs)],
         cwd=tmp_path,
-        env=_env(ray_tmpdir),
+        env=subprocess_env(ray_tmpdir),
         text=True,
         capture_output=True,
         timeout=400,
