@@ -7,6 +7,9 @@ install (pandas, pyarrow, matplotlib)::
     df = load_results("results", alphas=False)
     print(main_table(df).to_markdown())
 
+``study tune``'s results: ``tuning_samples`` (one row per Optuna sample), ``tuning_table`` and
+``importance_table`` (with the sidecars of ``analysis.store.read_tuning``), ``tuning_figure``.
+
 The names below are the public surface; each loads its module on first use (figures need
 matplotlib, the store only pyarrow). The results format itself lives in ``analysis.store``.
 """
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from analysis.alphas import alpha_long
     from analysis.collapse import collapse_by_epoch, collapse_indicators
-    from analysis.figures import save_figures
+    from analysis.figures import save_figures, tuning_figure
     from analysis.frame import bench_column, config_columns, with_labels
     from analysis.results import load_results
     from analysis.store import SEARCH, experiment_folders, results_schema
@@ -28,10 +31,13 @@ if TYPE_CHECKING:
         ablation_table,
         collapse_table,
         final_epochs,
+        importance_table,
         main_table,
         paper_tables,
         summary_table,
+        tuning_table,
     )
+    from analysis.tuning import tuning_samples
 
 _EXPORTS = {
     "load_results": "analysis.results",
@@ -52,6 +58,10 @@ _EXPORTS = {
     "bench_column": "analysis.frame",
     "config_columns": "analysis.frame",
     "save_figures": "analysis.figures",
+    "tuning_figure": "analysis.figures",
+    "tuning_table": "analysis.tables",
+    "importance_table": "analysis.tables",
+    "tuning_samples": "analysis.tuning",
 }
 __all__ = [
     "SEARCH",
@@ -65,12 +75,16 @@ __all__ = [
     "config_columns",
     "experiment_folders",
     "final_epochs",
+    "importance_table",
     "load_results",
     "main_table",
     "paper_tables",
     "results_schema",
     "save_figures",
     "summary_table",
+    "tuning_figure",
+    "tuning_samples",
+    "tuning_table",
     "with_labels",
 ]
 

@@ -7,7 +7,11 @@
 * ``operator_gradients_figure`` — Figure 3: mean ∂L/∂α per op (over edges and seeds) per epoch.
 * ``gradient_correlation_figure`` — Figure 2: the gradient-correlation probe (cosine and inner
   product of ∇w on the w batch and on the α batch) per epoch, mean ± std over seeds.
-* ``save_figures`` writes all four as PNG files.
+* ``tuning_figure`` — ``study tune``'s samples: per tuned hyperparameter, each complete
+  sample's objective against the hyperparameter's value, one series per tuned cell.
+* ``save_figures`` writes them as PNG files: the four paper figures from the rows of ``study
+  run`` (rows of ``study tune`` have sampled hyperparameters and are left out), and the tuning
+  figure when there are rows of ``study tune``.
 
 Searches are told apart by ``analysis.frame.series_labels`` (the method plus every other config
 field that varies), so two different searches are never averaged together; seeds are averaged.
@@ -34,8 +38,18 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis.alphas import alpha_long
 from analysis.frame import bench_column, series_labels, with_labels
+from analysis.tuning import (
+    TUNE_STUDY,
+    Tuning,
+    sidecar_rank,
+    tuned_params,
+    tuning_mask,
+    tuning_samples,
+)
+from analysis.tuning import uses_test_split as on_test_split
 from search_spaces.genotypes import DARTS_OPS, NB201_OPS
 from trainables import records as R
+from trainables.config import FIELD_DOCS
 
 DPI = 120
 SERIES = "series"  # the legend label column added by ``_labelled``
@@ -185,18 +199,151 @@ FIGURES = {
 }
 
 
-def save_figures(df: pd.DataFrame, out_dir: str | Path) -> dict[str, Path]:
-    """Write the four figures as ``out_dir/<name>.png`` (created if missing), ``DPI`` dots per
-    inch; returns {name: path} with names stability, alpha_trajectories, operator_gradients,
-    gradient_correlation."""
+def save_figures(
+    df: pd.DataFrame, out_dir: str | Path, tuning: Tuning | None = None
+) -> dict[str, Path]:
+    """Write the figures as ``out_dir/<name>.png`` (created if missing), ``DPI`` dots per inch;
+    returns {name: path}.
+
+    The four paper figures (stability, alpha_trajectories, operator_gradients,
+    gradient_correlation) are drawn from the rows of ``study run`` — with none at all (empty
+    results) their panels say ``no data``; when every row is one of ``study tune`` they are not
+    written. ``tuning`` (``tuning_figure``, from ``tuning`` = the sidecars,
+    ``store.read_tuning``) is written when ``df`` has rows of ``study tune``.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    tuned = tuning_mask(df)
+    figures: dict[str, Figure] = {}
+    if not tuned.any() or not tuned.all():
+        searches = df[~tuned]
+        figures.update({name: build(searches) for name, build in FIGURES.items()})
+    if tuned.any():
+        figures["tuning"] = tuning_figure(df[tuned], tuning)
     paths: dict[str, Path] = {}
-    for name, build in FIGURES.items():
+    for name, fig in figures.items():
         path = out / f"{name}.png"
-        build(df).savefig(path, dpi=DPI)
+        fig.savefig(path, dpi=DPI)
         paths[name] = path
     return paths
+
+
+def tuning_figure(df: pd.DataFrame, tuning: Tuning | None = None) -> Figure:
+    """``study tune``'s samples (``analysis.tuning.tuning_samples``): one panel per tuned
+    hyperparameter (``tuned_params``), each complete sample's objective (y, in its column's
+    unit) against the hyperparameter's value (x), one colour and marker per tuned cell.
+
+    The x axis is logarithmic where the sidecar's parameter says ``log: true``; a categorical
+    parameter (sidecar ``choices``, or non-numeric values) is drawn at positions 0, 1, ... with
+    the choices as tick labels, each cell's points shifted a little so they do not hide each
+    other. Samples without an objective value (NaN, e.g. diverged) are not drawn; the title
+    says how many there are, names the objective and adds "(NAS-Bench-201 test split)" when it
+    is a benchmark test accuracy.
+    """
+    samples = tuning_samples(df, tuning)
+    complete = samples[samples["complete"].astype(bool)] if not samples.empty else samples
+    valued = complete[complete["value"].notna()]
+    objectives = sorted({str(o) for o in samples["objective"] if str(o)})
+    name = " / ".join(objectives) or "objective"
+    test_split = " (NAS-Bench-201 test split)" if any(map(on_test_split, objectives)) else ""
+    rules = sorted({f"{e} epoch, {d}" for e, d in zip(
+        samples["tune_epoch"], samples["tune_direction"], strict=True)})
+    title = f"Tuning: {name}{test_split} per tuned hyperparameter"
+    units = {R.FIELDS[o].unit if o in R.FIELDS else "" for o in objectives}
+    unit = f" ({units.pop()})" if len(units) == 1 and "" not in units else ""
+    ylabel = f"{name}{unit}\n({'; '.join(rules)})" if rules else name
+    params = tuned_params(df, tuning)
+    names = list(dict.fromkeys(p for cell in params.values() for p in cell))
+    if valued.empty or not names:
+        why = ("no tuning samples" if samples.empty else "no tuned hyperparameter found"
+               if not names else "no complete tuning sample with an objective value")
+        return _no_data_figure(title, why, "hyperparameter value", ylabel)
+    missing = len(complete) - len(valued)
+    lines = [title, "one point per complete sample" + (
+        f"; {missing} without a value (NaN, e.g. diverged) not drawn" if missing else "")]
+    width = int(TITLE_WIDTH * 1.25 * min(len(names), 3))  # characters across the figure
+    fig, axes = _panels(len(names), "\n".join(textwrap.fill(line, width) for line in lines))
+    cells = sorted(valued.groupby(["experiment", TUNE_STUDY], sort=True).groups,
+                   key=lambda c: (str(c[0]), sidecar_rank(tuning, str(c[0]), str(c[1]))))
+    several = len({experiment for experiment, _ in cells}) > 1
+    colours = _colours(range(len(cells)))
+    for ax, param in zip(axes, names, strict=True):
+        spec = _param_spec(tuning, valued, param)
+        tuning_cells = [c for c in cells if param in params.get((str(c[0]), str(c[1])), [])]
+        _tuning_panel(ax, valued, param, spec, tuning_cells, cells, several, colours)
+        ax.set_ylabel(ylabel)
+    return fig
+
+
+# ---------------------------------------------------------------------- tuning helpers
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")  # one per tuned cell, cycling
+DODGE = 0.3  # total width (in category positions) over which cells' categorical points spread
+
+
+def _param_spec(tuning: Tuning | None, samples: pd.DataFrame, param: str) -> dict[str, object]:
+    """The sidecars' description of ``param`` (``low``/``high``/``log`` or ``choices``), merged
+    over experiments (log if any says so; choices in first-seen order), plus the sampled values
+    that are not numbers as choices."""
+    spec: dict[str, object] = {"log": False}
+    choices: list[object] = []
+    for payload in (tuning or {}).values():
+        found = (payload.get("params") or {}).get(param)
+        if not isinstance(found, dict):
+            continue
+        spec["log"] = bool(spec["log"]) or bool(found.get("log"))
+        choices += [c for c in found.get("choices") or [] if c not in choices]
+    values = samples[param].dropna() if param in samples else pd.Series([], dtype=object)
+    numeric = pd.to_numeric(values, errors="coerce").notna().all() and not (
+        values.map(lambda v: isinstance(v, bool | np.bool_ | str)).any())
+    if choices or not numeric:
+        choices += [v for v in pd.unique(values) if v not in choices]
+        spec["choices"] = choices
+    return spec
+
+
+def _tuning_panel(
+    ax: Axes,
+    samples: pd.DataFrame,
+    param: str,
+    spec: dict[str, object],
+    drawn: list[tuple[object, object]],
+    cells: list[tuple[object, object]],
+    several: bool,
+    colours: dict[str, tuple[float, ...]],
+) -> None:
+    """One hyperparameter's panel: a scatter series per cell in ``drawn`` (colour and marker
+    by the cell's position in ``cells``)."""
+    choices = spec.get("choices")
+    log = bool(spec.get("log")) and not choices
+    unit = FIELD_DOCS[param][0] if param in FIELD_DOCS else ""
+    xlabel = f"{param} ({', '.join(u for u in (unit, 'log scale' if log else '') if u)})"
+    xlabel = xlabel.removesuffix(" ()")
+    _label(ax, xlabel, "", param)
+    if not drawn:
+        _no_data(ax, f"no cell tunes {param}")
+        return
+    for rank, key in enumerate(drawn):
+        k = cells.index(key)
+        rows = samples[(samples["experiment"] == key[0]) & (samples[TUNE_STUDY] == key[1])]
+        rows = rows[rows[param].notna()]
+        label = str(rows["tune_cell"].iloc[0]) if len(rows) else str(key[1])
+        label = f"{key[0]}: {label}" if several else label
+        if isinstance(choices, list):
+            position = {str(c): i for i, c in enumerate(choices)}
+            shift = (rank - (len(drawn) - 1) / 2) * DODGE / max(len(drawn) - 1, 1)
+            x = np.array([position[str(v)] for v in rows[param]], dtype=float) + shift
+        else:
+            x = pd.to_numeric(rows[param]).to_numpy(dtype=float)
+        ax.scatter(x, rows["value"].to_numpy(dtype=float), color=colours[str(k)],
+                   marker=MARKERS[k % len(MARKERS)], label=label, alpha=0.85)
+    if isinstance(choices, list):
+        ax.set_xticks(range(len(choices)), [str(c) for c in choices])
+        ax.set_xlim(-0.5, len(choices) - 0.5)
+    elif log:
+        ax.set_xscale("log")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # long decimals must not collide
+    ax.legend(fontsize="small")
 
 
 # ---------------------------------------------------------------------- frame helpers

@@ -25,6 +25,11 @@ On top of it:
   no method has two). The fields held fixed are written into the table's notes. On a run of the
   ``paper`` grid this picks exactly Table 4 and Tables 5(a), (b), (c).
 * :func:`collapse_table` — the collapse indicators of ``analysis.collapse`` aggregated the same way.
+* :func:`tuning_table` and :func:`importance_table` — ``study tune``'s results: per tuned cell the
+  best objective, its hyperparameters and the top-k mean ± sample std (samples from
+  ``analysis.tuning``), and the Optuna hyperparameter importances of the tuning sidecars. Rows of
+  ``study tune`` never enter the paper tables (their sampled hyperparameters would split every
+  row into one per sample).
 
 A :class:`Table` keeps the tidy numbers (``stats``) and renders as Markdown, LaTeX or CSV.
 """
@@ -41,6 +46,17 @@ import pandas as pd
 
 from analysis.collapse import collapse_indicators
 from analysis.frame import bench_column, varying_fields, with_labels
+from analysis.store import TUNING_FILE
+from analysis.tuning import (
+    MIN,
+    TUNE_SAMPLE,
+    Tuning,
+    sidecar_rank,
+    tuned_params,
+    tuning_mask,
+    tuning_samples,
+    uses_test_split,
+)
 from search_spaces.benchmark import BENCH_DATASETS as NB201_DATASETS
 from search_spaces.benchmark import Benchmark, BenchmarkRecordError, open_benchmark
 
@@ -64,6 +80,12 @@ _VALUE_ORDER = {
     "optimizer": ("SGD", "Adam"),
 }
 OPTIMAL = "Optimal"
+DEFAULT_TOP_K = 3  # top-k of a tuning table when neither the caller nor the sidecar says
+TUNING_ROWS = ("experiment", "cell", "method", "objective", "complete", "best hyperparameters")
+IMPORTANCE_ROWS = ("experiment", "cell", "hyperparameter")
+TEST_SPLIT_NOTE = (
+    "tuned on the NAS-Bench-201 test split: these numbers are optimistic, not a held-out estimate"
+)
 STAT_COLUMNS = ("dataset", "metric", "mean", "std", "n", "trials")
 
 
@@ -79,12 +101,16 @@ class Table:
             values), ``n`` (trials with a value) and ``trials`` (trials in the row). Optimal rows
             have NA ``n`` and ``trials``.
         notes: lines printed under the table (sources, fixed fields, n/a reasons).
+        count_column: title of the display column counting ``trials`` per row (the seeds of a
+            paper table); None = no such column (the tuning tables say their counts in their
+            row columns).
     """
 
     title: str
     row_columns: tuple[str, ...]
     stats: pd.DataFrame
     notes: tuple[str, ...] = ()
+    count_column: str | None = "seeds"
 
     # ------------------------------------------------------------------ layout
     def columns(self) -> list[tuple[str, str]]:
@@ -94,9 +120,10 @@ class Table:
 
     def cells(self) -> pd.DataFrame:
         """The display grid: one row per table row, one string cell per (dataset, metric),
-        "mean ± std" (see the module docstring), and a ``seeds`` column."""
+        "mean ± std" (see the module docstring), and the ``count_column`` (``seeds``)."""
+        counts = [self.count_column] if self.count_column else []
         if self.stats.empty:
-            return pd.DataFrame(columns=[*self.row_columns, "seeds"])
+            return pd.DataFrame(columns=[*self.row_columns, *counts])
         keys = list(self.row_columns)
         rows: list[dict[str, str]] = []
         for key, group in self.stats.groupby(keys, sort=False, dropna=False):
@@ -107,7 +134,8 @@ class Table:
             for dataset, metric in self.columns():
                 found = by_col.get((dataset, metric))
                 row[_column_title(dataset, metric)] = "" if found is None else _format_cell(found)
-            row["seeds"] = _seeds(group["trials"])
+            if self.count_column:
+                row[self.count_column] = _seeds(group["trials"])
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -304,6 +332,8 @@ def _seeds(trials: pd.Series) -> str:
 
 
 def _column_title(dataset: str, metric: str) -> str:
+    if not dataset:  # a column of one quantity, not per dataset (the tuning tables)
+        return metric
     if metric in BENCH_METRICS and dataset not in NB201_DATASETS:  # judged on CIFAR-10
         return f"{dataset}: CIFAR-10 {metric}"
     return f"{DATASET_TITLES.get(dataset, dataset)} {metric}"
@@ -433,25 +463,37 @@ def paper_tables(
     df: pd.DataFrame,
     names: Sequence[str] | None = None,
     benchmark_dir: str | os.PathLike[str] | None = None,
+    tuning: Tuning | None = None,
 ) -> list[Table]:
     """The tables ``study tables`` prints: ``names`` from ``main``, the ablation axes
-    (``data_mode``, ``lr``, ``activation``, ``optimizer``) and ``collapse``; ``None`` = the main
-    table, every ablation whose one-factor slice holds two or more values of its axis (for some
-    method), and collapse."""
-    final = final_epochs(df)  # main and ablation tables need each trial's last epoch only
+    (``data_mode``, ``lr``, ``activation``, ``optimizer``), ``collapse`` and ``tuning`` (the
+    tuning table, then the importance table; ``tuning`` = the sidecars, ``store.read_tuning``);
+    ``None`` = the main table, every ablation whose one-factor slice holds two or more values of
+    its axis (for some method), collapse, and the tuning tables when ``df`` has rows of ``study
+    tune`` — only those when every row is one. The paper tables never include rows of ``study
+    tune`` (their sampled hyperparameters would split every row into one per sample)."""
+    tuned = tuning_mask(df)
+    searches = df[~tuned]
+    final = final_epochs(searches)  # main and ablation tables need each trial's last epoch only
 
-    def build(name: str) -> Table:
+    def build(name: str) -> list[Table]:
+        if name == "tuning":
+            return [tuning_table(df, tuning), importance_table(tuning)]
         if name == "main":
-            return main_table(final, benchmark_dir=benchmark_dir)
+            return [main_table(final, benchmark_dir=benchmark_dir)]
         if name == "collapse":
-            return collapse_table(df)  # the collapse epoch needs every epoch
-        return ablation_table(final, name)
+            return [collapse_table(searches)]  # the collapse epoch needs every epoch
+        return [ablation_table(final, name)]
 
     if names is not None:
-        return [build(name) for name in names]
-    present = with_labels(df.iloc[:0]).columns  # an axis missing from the results is skipped
-    ablations = [build(axis) for axis in ABLATION_AXES if axis in present]
-    return [build("main"), *[t for t in ablations if _is_ablation(t)], build("collapse")]
+        return [table for name in names for table in build(name)]
+    tuning_tables = build("tuning") if tuned.any() else []
+    if tuned.any() and searches.empty:
+        return tuning_tables
+    present = with_labels(searches.iloc[:0]).columns  # an axis missing from the results is skipped
+    ablations = [table for axis in ABLATION_AXES if axis in present for table in build(axis)]
+    return [*build("main"), *[t for t in ablations if _is_ablation(t)], *build("collapse"),
+            *tuning_tables]
 
 
 def _is_ablation(table: Table) -> bool:
@@ -462,3 +504,160 @@ def _is_ablation(table: Table) -> bool:
     if not groups:
         return table.stats[axis].nunique() > 1
     return bool((table.stats.groupby(groups)[axis].nunique() > 1).any())
+
+
+# --------------------------------------------------------------------------- tuning tables
+def tuning_table(df: pd.DataFrame, tuning: Tuning | None = None, top_k: int | None = None
+                 ) -> Table:
+    """``study tune``'s result: one row per experiment × tuned cell (``analysis.tuning``).
+
+    Row columns: experiment, cell, the method label (``analysis.frame``; ``n/a`` when it cannot
+    be derived), the objective (record column, which epoch, direction), complete samples /
+    requested (the sidecar's ``samples``; complete alone without a sidecar) and the best sample's
+    hyperparameters (``tuned_params``; numbers to 3 significant digits). Columns: ``best`` (the
+    best objective of a complete sample; ties: the lower sample number) and ``top-k``: mean ±
+    sample std (ddof=1) of the k best objectives (``top_k``, else the sidecar's ``top_k``, else
+    ``DEFAULT_TOP_K``; fewer when fewer samples have a value), in the objective's unit (% for the
+    benchmark accuracies). Samples without a value (NaN, e.g. diverged) are left out and counted
+    in the notes; so are samples with rows of two trials. ``stats`` (CSV): per row ``best`` and
+    ``top-k`` with ``n`` = values used and ``trials`` = complete samples. Rows of ``study run``
+    in ``df`` are ignored."""
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k={top_k} must be >= 1")
+    samples = tuning_samples(df, tuning)
+    params = tuned_params(df, tuning)
+    stats_rows: list[dict[str, object]] = []
+    notes: list[str] = []
+    used_test = False
+    for (experiment, study), cell in sorted(
+        samples.groupby(["experiment", "tune_study"], sort=True), key=lambda item: (
+            str(item[0][0]), sidecar_rank(tuning, str(item[0][0]), str(item[0][1])))
+    ):
+        payload = (tuning or {}).get(str(experiment)) or {}
+        k = top_k or int(payload.get("top_k") or DEFAULT_TOP_K)
+        names = params.get((str(experiment), str(study)), [])
+        rows, cell_notes = _tuning_row(cell, names, k, payload.get("samples"))
+        stats_rows += rows
+        notes += [f"{experiment} / {cell['tune_cell'].iloc[0]}: {note}" for note in cell_notes]
+        used_test = used_test or any(uses_test_split(o) for o in cell["objective"].unique())
+    head = ("complete = samples whose search reached its last epoch or diverged, of those "
+            "requested; best = the best objective of a complete sample; top-k = mean ± sample "
+            "std (n - 1) of the k best objectives.")
+    notes = [head, *notes] if stats_rows else ["no tuning samples (rows of study tune) here."]
+    if used_test:
+        notes.append(TEST_SPLIT_NOTE)
+    stats = pd.DataFrame(stats_rows, columns=[*TUNING_ROWS, *STAT_COLUMNS])
+    return Table(
+        title="Tuning: best objective, its hyperparameters and the top-k mean ± sample std per "
+        "tuned cell",
+        row_columns=TUNING_ROWS,
+        stats=_counts_as_int(stats),
+        notes=tuple(notes),
+        count_column=None,
+    )
+
+
+def _tuning_row(cell: pd.DataFrame, names: list[str], k: int, requested: object
+                ) -> tuple[list[dict[str, object]], list[str]]:
+    """The two stats rows (best, top-k) of one cell's samples, and the cell's notes."""
+    complete = cell[cell["complete"].astype(bool)]
+    valued = complete[complete["value"].notna()]
+    direction = str(cell["tune_direction"].iloc[0])
+    ranked = valued.sort_values(["value", TUNE_SAMPLE], ascending=[direction == MIN, True],
+                                kind="stable")
+    best = ranked.iloc[0] if len(ranked) else None
+    top = ranked["value"].to_numpy(dtype=float)[:k]
+    objectives = ", ".join(str(o) for o in cell["objective"].unique())
+    methods = [str(m) for m in cell["method"].dropna().unique()]
+    labels = {
+        "experiment": str(cell["experiment"].iloc[0]),
+        "cell": str(cell["tune_cell"].iloc[0]),
+        "method": " / ".join(methods) if methods else "n/a",
+        "objective": f"{objectives} ({cell['tune_epoch'].iloc[0]} epoch, {direction})",
+        "complete": f"{len(complete)}/{requested}" if requested else str(len(complete)),
+        "best hyperparameters": "n/a" if best is None else ", ".join(
+            f"{name}={_compact(best[name])}" for name in names),
+    }
+    std = float(np.std(top, ddof=1)) if len(top) >= 2 else math.nan
+    rows: list[dict[str, object]] = [
+        {**labels, "dataset": "", "metric": "best",
+         "mean": math.nan if best is None else float(best["value"]), "std": math.nan,
+         "n": int(best is not None), "trials": len(complete)},
+        {**labels, "dataset": "", "metric": f"top-{k}",
+         "mean": float(top.mean()) if len(top) else math.nan, "std": std, "n": len(top),
+         "trials": len(complete)},
+    ]
+    notes = []
+    if len(valued) < len(complete):
+        notes.append(f"{len(complete) - len(valued)} of {len(complete)} complete samples have no "
+                     f"objective value (NaN, e.g. diverged): left out of best and top-{k}.")
+    if 0 < len(top) < k:
+        notes.append(f"top-{k} over {len(top)} samples only.")
+    restarted = int((cell["trial_ids"] > 1).sum())
+    if restarted:
+        notes.append(f"{restarted} sample(s) have rows of several trials (an abandoned trial "
+                     "after a driver crash): each counts once, by the trial reaching the "
+                     "furthest epoch.")
+    return rows, notes
+
+
+def importance_table(tuning: Tuning | None) -> Table:
+    """Optuna's hyperparameter importances of every tuned cell (the sidecars' ``importance``):
+    rows experiment × cell × hyperparameter, most important first, one column ``importance``
+    (normalised by Optuna: a cell's values sum to 1). A cell without importances shows one
+    ``n/a`` row and its sidecar's ``importance_note`` in the notes; the notes name the
+    evaluator (e.g. fanova)."""
+    rows: list[dict[str, object]] = []
+    notes: list[str] = []
+    evaluators: set[str] = set()
+    for experiment, payload in sorted((tuning or {}).items()):
+        for label, info in (payload.get("cells") or {}).items():
+            importance = info.get("importance") if isinstance(info, dict) else None
+            values = importance.get("values") if isinstance(importance, dict) else None
+            base = {"experiment": str(experiment), "cell": str(label), "dataset": "",
+                    "metric": "importance", "std": math.nan, "trials": pd.NA}
+            if not values:
+                why = (info.get("importance_note") if isinstance(info, dict) else None) or (
+                    "not computed")
+                rows.append({**base, "hyperparameter": "n/a", "mean": math.nan, "n": 0})
+                notes.append(f"{experiment} / {label}: no importance: {why}")
+                continue
+            assert isinstance(importance, dict)
+            evaluators.add(str(importance.get("evaluator") or "unknown"))
+            for name, value in sorted(values.items(), key=lambda item: -float(item[1])):
+                rows.append({**base, "hyperparameter": str(name), "mean": float(value), "n": 1})
+    if evaluators:
+        notes.insert(0, f"importance: Optuna's {', '.join(sorted(evaluators))} evaluator, "
+                     "normalised so that a cell's importances sum to 1.")
+    if not tuning:
+        notes.append(f"no tuning sidecar ({TUNING_FILE}) in these results: no importances.")
+    stats = pd.DataFrame(rows, columns=[*IMPORTANCE_ROWS, *STAT_COLUMNS])
+    return Table(
+        title="Tuning: hyperparameter importance per tuned cell (Optuna, normalised to sum to 1)",
+        row_columns=IMPORTANCE_ROWS,
+        stats=_counts_as_int(stats),
+        notes=tuple(notes),
+        count_column=None,
+    )
+
+
+def _counts_as_int(stats: pd.DataFrame) -> pd.DataFrame:
+    stats["mean"] = stats["mean"].astype(float)
+    stats["std"] = stats["std"].astype(float)
+    stats["n"] = stats["n"].astype("Int64")
+    stats["trials"] = stats["trials"].astype("Int64")
+    return stats
+
+
+def _compact(value: object) -> str:
+    """A hyperparameter value for a table cell: numbers to 3 significant digits (0.0123),
+    integers and text as they are, ``n/a`` for null."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+        return "n/a"
+    if isinstance(value, bool | np.bool_ | str):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.3g}"
+    return str(value)

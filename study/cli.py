@@ -5,6 +5,7 @@
                    [--cpus-per-trial N] [--gpus-per-trial F] [--max-concurrent N]
                    [--max-failures N] [--epochs N] [--seeds N] [--data-dir DIR]
                    [--benchmark-dir DIR] [--name NAME] [--eager]
+    study tune SPEC [--dry-run] [--storage URL] [--results DIR] [... the cluster options of run]
     study tables RESULTS [--table NAME] [--format markdown|latex|csv] [--experiment NAME ...]
                          [--benchmark-dir DIR] [--skip-bad-files]
     study plots RESULTS --out DIR [--experiment NAME ...] [--skip-bad-files]
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the CLI imports only what a command needs: tables and plots need no torch
     from study.runner import RunOptions
+    from study.tune_spec import TuneSpec
     from trainables.config import SearchConfig
 
 EXIT_BAD_INPUT = 2
@@ -92,39 +94,27 @@ def _parser() -> argparse.ArgumentParser:
         help="with --dry-run: calibration JSON of measured GPU step times (default: the shipped "
         "study/data/gpu_calibration.json)",
     )
-    run.add_argument(
-        "--results",
-        default="results",
-        help="results folder (NFS path or s3:// URI for multi-node clusters)",
-    )
-    run.add_argument("--address", default=None, help="Ray cluster address (default: local)")
-    run.add_argument("--cpus-per-trial", type=float, default=1.0)
-    run.add_argument(
-        "--gpus-per-trial",
-        type=float,
-        default=0.0,
-        help="GPUs per trial; fractions pack several trials on one GPU",
-    )
-    run.add_argument("--max-concurrent", type=int, default=0, help="0 = resource-limited")
-    run.add_argument(
-        "--max-failures",
-        type=int,
-        default=2,
-        help="retries of a crashing trial, each from its last checkpoint",
-    )
+    _cluster_arguments(run)
     run.add_argument("--epochs", type=int, default=None, help="override every trial's epochs")
     run.add_argument("--seeds", type=int, default=None, help="repeat each trial for seeds 0..N-1")
-    run.add_argument("--data-dir", default=None, help="folder with the raw dataset files")
-    run.add_argument("--benchmark-dir", default=None, help="NATS-Bench tss fast-mode folder")
-    run.add_argument("--name", default=None, help="experiment name (default: the grid's name)")
-    run.add_argument(
-        "--eager",
-        action="store_true",
-        help="GPU trials run each search step op by op instead of replaying it as a CUDA graph "
-        "(the default on CUDA; same batches and records up to float rounding; each row's "
-        "exec_path says which path ran)",
-    )
     run.set_defaults(handler=_run)
+    tune_cmd = sub.add_parser(
+        "tune",
+        help="tune each cell's hyperparameters with Optuna on Ray Tune (resumes if it exists)",
+    )
+    tune_cmd.add_argument("spec", help="TOML tuning spec ([base], [axes] or [[cells]], [tune])")
+    tune_cmd.add_argument(
+        "--dry-run", action="store_true", help="print the cells and the search space, run nothing"
+    )
+    tune_cmd.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="Optuna storage (SQLAlchemy URL, e.g. postgresql://...); default: SQLite "
+        "RESULTS/optuna.db; required when --results is a URI",
+    )
+    _cluster_arguments(tune_cmd)
+    tune_cmd.set_defaults(handler=_tune)
     tables = sub.add_parser("tables", help="print the paper's tables from a results folder")
     _results_arguments(tables)
     tables.add_argument(
@@ -132,8 +122,9 @@ def _parser() -> argparse.ArgumentParser:
         default="all",
         choices=TABLE_CHOICES,
         help="main = paper Table 1; data_mode / lr / activation / optimizer = ablations (Tables 4, "
-        "5); collapse = collapse indicators; all (default) = main, every ablation whose axis "
-        "varies, and collapse",
+        "5); collapse = collapse indicators; tuning = study tune's best values and "
+        "hyperparameter importances; all (default) = main, every ablation whose axis varies, "
+        "collapse, and tuning when there are study tune rows (paper tables leave those out)",
     )
     tables.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
     tables.add_argument("--benchmark-dir", default=None, help="NATS-Bench tss fast-mode folder "
@@ -153,7 +144,43 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-TABLE_CHOICES = ("all", "main", "data_mode", "lr", "activation", "optimizer", "collapse")
+def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``run`` and ``tune``: where results go, the cluster, trial resources."""
+    parser.add_argument(
+        "--results",
+        default="results",
+        help="results folder (NFS path or s3:// URI for multi-node clusters)",
+    )
+    parser.add_argument("--address", default=None, help="Ray cluster address (default: local)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=0.0,
+        help="GPUs per trial; fractions pack several trials on one GPU",
+    )
+    parser.add_argument("--max-concurrent", type=int, default=0, help="0 = resource-limited")
+    parser.add_argument(
+        "--max-failures",
+        type=int,
+        default=2,
+        help="retries of a crashing trial, each from its last checkpoint",
+    )
+    parser.add_argument("--data-dir", default=None, help="folder with the raw dataset files")
+    parser.add_argument("--benchmark-dir", default=None, help="NATS-Bench tss fast-mode folder")
+    parser.add_argument("--name", default=None, help="experiment name (default: the grid's name)")
+    parser.add_argument(
+        "--eager",
+        action="store_true",
+        help="GPU trials run each search step op by op instead of replaying it as a CUDA graph "
+        "(the default on CUDA; same batches and records up to float rounding; each row's "
+        "exec_path says which path ran)",
+    )
+
+
+TABLE_CHOICES = (
+    "all", "main", "data_mode", "lr", "activation", "optimizer", "collapse", "tuning"
+)
 
 
 def _results_arguments(parser: argparse.ArgumentParser, *, skip_bad_files: bool = True) -> None:
@@ -185,21 +212,26 @@ def _load(args: argparse.Namespace, alphas: bool):  # -> pd.DataFrame (pandas im
 
 
 def _tables(args: argparse.Namespace) -> int:
+    from analysis import store
     from analysis.tables import paper_tables
 
     df = _load(args, alphas=False)  # tables need no α
     names = None if args.table == "all" else [args.table]
-    rendered = [t.render(args.format) for t in paper_tables(df, names, args.benchmark_dir)]
+    tuning = store.read_tuning(args.results, args.experiment)  # study tune's sidecars
+    tables = paper_tables(df, names, args.benchmark_dir, tuning=tuning)
+    rendered = [t.render(args.format) for t in tables]
     separator = "\n" if args.format == "csv" else "\n\n"
     print(separator.join(text.rstrip("\n") for text in rendered))
     return 0
 
 
 def _plots(args: argparse.Namespace) -> int:
+    from analysis import store
     from analysis.figures import save_figures
 
     df = _load(args, alphas=True)
-    for name, path in save_figures(df, args.out).items():
+    tuning = store.read_tuning(args.results, args.experiment)  # study tune's sidecars
+    for name, path in save_figures(df, args.out, tuning=tuning).items():
         print(f"{name}: {path}")
     return 0
 
@@ -231,17 +263,9 @@ def _grids(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from analysis.store import check_experiment_name
     from study.grids import build_grid
-    from study.runner import RunOptions, check_inputs
+    from study.runner import check_inputs
 
-    options = RunOptions(
-        results=args.results,
-        address=args.address,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        max_concurrent=args.max_concurrent,
-        max_failures=args.max_failures,
-        fast=False if args.eager else None,
-    )
+    options = _run_options(args)
     configs = build_grid(
         args.grid,
         epochs=args.epochs,
@@ -268,6 +292,58 @@ def _run(args: argparse.Namespace) -> int:
     from study.execute import run_experiment
 
     return run_experiment(configs, options, experiment)
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from analysis.store import check_experiment_name
+    from study.runner import check_inputs
+    from study.tune_spec import load_tune_spec
+
+    given = {"data_dir": args.data_dir, "benchmark_dir": args.benchmark_dir}
+    spec = load_tune_spec(args.spec, overrides={k: v for k, v in given.items() if v is not None})
+    options = _run_options(args)
+    experiment = check_experiment_name(args.name or spec.name)
+    if args.dry_run:
+        _print_tuning_plan(spec, options, experiment)
+        return 0
+    check_inputs([cell.config for cell in spec.cells])
+    from study.tune_execute import check_storage, default_storage, run_tuning
+
+    storage = default_storage(options, args.storage)
+    check_storage(storage)
+    if spec.uses_test_split:
+        print("note: the objective is a NAS-Bench-201 test accuracy: tuning on the test split "
+              "(every tuning table says so)")
+    return run_tuning(spec, options, experiment, storage)
+
+
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    from study.runner import RunOptions
+
+    return RunOptions(
+        results=args.results,
+        address=args.address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        max_failures=args.max_failures,
+        fast=False if args.eager else None,
+    )
+
+
+def _print_tuning_plan(spec: TuneSpec, options: RunOptions, experiment: str) -> None:
+    """The cells, the search space and the budget of a tuning spec."""
+    print(f"tuning experiment {experiment!r}: {len(spec.cells)} cells x {spec.samples} samples")
+    for cell in spec.cells:
+        print(f"  cell {cell.label}: objective {cell.objective_column} ({spec.epoch} epoch, "
+              f"{spec.direction}), {cell.config.epochs} epochs per sample")
+    for param in spec.params:
+        shown = (f"choices {list(param.choices)}" if param.choices is not None
+                 else f"[{param.low:g}, {param.high:g}]{' log' if param.log else ''}")
+        print(f"  {param.name}: {shown}")
+    resources = options.resources()
+    print(f"sampler {spec.sampler} (seed {spec.seed}); each trial uses {resources['cpu']:g} CPU "
+          f"and {resources['gpu']:g} GPU; nothing was run (--dry-run)")
 
 
 def _estimate_lines(configs: Sequence[SearchConfig], args: argparse.Namespace) -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis import store
 from search_spaces.genotypes import NB201_EDGES, NB201_OPS
 from study.results import ParquetResultsWriter
 from trainables import records as R
@@ -34,13 +35,41 @@ class FakeTrial:
 
 @dataclass
 class TrialSpec:
-    """One trial: its config, its epoch records in order, and the attempt that reports them
-    (Ray's ``num_failures``: 1 = re-reported after one crash)."""
+    """One trial: its config, its epoch records in order, the attempt that reports them (Ray's
+    ``num_failures``: 1 = re-reported after one crash), and bookkeeping keys added to the trial
+    config (``"_" + name``, e.g. ``tuning_context``'s), which the writer reads but no
+    SearchConfig sees."""
 
     trial_id: str
     config: SearchConfig
     records: list[dict[str, Any]] = field(default_factory=list)
     attempt: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def tuning_context(
+    experiment: str,
+    cell: str,
+    sample: int,
+    *,
+    objective: str = R.BENCH["cifar10_test"],
+    epoch: str = "final",
+    direction: str = "max",
+    sampler_seed: int = 0,
+) -> dict[str, Any]:
+    """The trial-config keys ``study tune`` adds to a sample's trial: each tuning column of the
+    store (``store.TUNING_COLUMNS``) as ``"_" + column``; the study is ``"<experiment>:<cell>"``."""
+    values = {
+        "tune_study": f"{experiment}:{cell}",
+        "tune_cell": cell,
+        "tune_sample": sample,
+        "tune_sampler_seed": sampler_seed,
+        "tune_objective": objective,
+        "tune_epoch": epoch,
+        "tune_direction": direction,
+    }
+    assert set(values) == set(store.TUNING_COLUMNS)
+    return {f"_{name}": value for name, value in values.items()}
 
 
 def nb201_alpha(favourite: int, weight: float = 0.6) -> list[list[float]]:
@@ -99,7 +128,8 @@ def write_study(root: str | Path, experiment: str, trials: list[TrialSpec]) -> P
     writer = ParquetResultsWriter(root, experiment)
     writer.setup()
     for spec in trials:
-        trial = FakeTrial(spec.trial_id, spec.config.to_dict(), spec.attempt)
+        trial = FakeTrial(spec.trial_id, {**spec.config.to_dict(), **spec.extra},
+                          spec.attempt)
         for result in spec.records:
             writer.on_trial_result(0, [], trial, result)
         writer.on_trial_complete(0, [], trial)
