@@ -1,5 +1,6 @@
 """Studies on Ray Tune: grids of searches, the Tuner, the Parquet results writer, compaction,
-the GPU cost estimate and the ``study`` command.
+hyperparameter tuning with Optuna (``study tune``), the GPU cost estimate and the ``study``
+command.
 
 Public surface (each name loads its module on first use; grids need only the torch-free config,
 running needs the ``search`` and ``study`` extras)::
@@ -7,6 +8,11 @@ running needs the ``search`` and ``study`` extras)::
     from study import build_grid, RunOptions, run_experiment
     configs = build_grid("smoke")
     run_experiment(configs, RunOptions(results="results"), "smoke")
+
+    from study import load_tune_spec, run_tuning, default_storage
+    spec = load_tune_spec("examples/tune_smoke.toml")
+    options = RunOptions(results="results")
+    run_tuning(spec, options, spec.name, default_storage(options, None))
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ if TYPE_CHECKING:
     from study.grids import GRIDS, Grid, build_grid, describe_grids
     from study.results import ParquetResultsWriter
     from study.runner import RunOptions, build_tuner
+    from study.tune_execute import default_storage, run_tuning
+    from study.tune_search import CellStudies
+    from study.tune_spec import TuneSpec, load_tune_spec
 
 _EXPORTS = {
     "GRIDS": "study.grids",
@@ -38,22 +47,32 @@ _EXPORTS = {
     "CompactionReport": "study.compaction",
     "estimate_cost": "study.cost",
     "load_calibration": "study.cost",
+    "load_tune_spec": "study.tune_spec",
+    "TuneSpec": "study.tune_spec",
+    "CellStudies": "study.tune_search",
+    "run_tuning": "study.tune_execute",
+    "default_storage": "study.tune_execute",
 }
 __all__ = [
     "GRIDS",
+    "CellStudies",
     "CompactionReport",
     "Grid",
     "ParquetResultsWriter",
     "RunOptions",
+    "TuneSpec",
     "build_grid",
     "build_tuner",
     "compact_experiment",
     "compact_results",
+    "default_storage",
     "describe_grids",
     "estimate_cost",
     "load_calibration",
     "load_grid_file",
+    "load_tune_spec",
     "run_experiment",
+    "run_tuning",
 ]
 
 
