@@ -114,8 +114,8 @@ def test_same_config_and_seed_give_same_records(synthetic, axes) -> None:
     first = [comparable(r) for r in run_search(config)]
     second = [comparable(r) for r in run_search(config)]
     assert first == second
-    other_seed = [comparable(r) for r in run_search(config.replace(seed=1))]
-    assert other_seed[0][R.TRAIN_LOSS] != first[0][R.TRAIN_LOSS]
+    other_seed = comparable(next(run_search(config.replace(seed=1))))  # its first epoch suffices
+    assert other_seed[R.TRAIN_LOSS] != first[0][R.TRAIN_LOSS]
 
 
 @pytest.mark.parametrize(
