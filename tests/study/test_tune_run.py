@@ -159,6 +159,15 @@ def test_object_store_results_need_an_explicit_storage(tmp_path, capsys) -> None
     assert "--storage" in capsys.readouterr().err
 
 
+def test_an_unusable_storage_url_exits_2_before_ray_starts(tmp_path, capsys) -> None:
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SPEC)
+    code = main(["tune", str(spec), "--results", str(tmp_path / "res"), "--storage", "bogus://x"])
+    assert code == 2
+    assert "cannot open the Optuna storage 'bogus://x'" in capsys.readouterr().err
+    assert not (tmp_path / "res").exists()
+
+
 # ---------------------------------------------------------------------- slow: kill and resume
 @pytest.mark.slow
 def test_the_smoke_spec_killed_mid_run_resumes_to_exactly_its_samples(
@@ -216,3 +225,4 @@ def test_the_smoke_spec_killed_mid_run_resumes_to_exactly_its_samples(
     print(f"before the kill: {before}; total {elapsed:.0f} s; tables:\n{tables}")
     assert elapsed < 600
     assert math.isfinite(elapsed)
+
