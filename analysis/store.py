@@ -33,12 +33,13 @@ is another ``ResultFormat`` with its own columns, in its own experiment folders.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -146,6 +147,7 @@ class ResultFormat:
     kind: str
     columns: tuple[Column, ...]
     added: tuple[str, ...] = ()
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # for added columns
 
     def schema(self) -> pa.Schema:
         """The schema of every part file written today: the columns, in order."""
@@ -165,20 +167,34 @@ class ResultFormat:
 
     def conform(self, table: pa.Table) -> pa.Table:
         """``table`` (today's schema or an older one) in today's schema; the added columns it
-        lacks are nulls."""
+        lacks hold their ``defaults`` value, else nulls."""
         schema = self.schema()
         if table.schema.equals(schema):
             return table
         columns = [
-            table.column(f.name) if f.name in table.column_names else pa.nulls(len(table), f.type)
+            table.column(f.name) if f.name in table.column_names else self._missing(f, len(table))
             for f in schema
         ]
         return pa.Table.from_arrays(columns, schema=schema)
 
+    def _missing(self, field: pa.Field, rows: int) -> pa.Array:
+        if field.name in self.defaults:
+            return pa.array([self.defaults[field.name]] * rows, type=field.type)
+        return pa.nulls(rows, field.type)
 
-# Search rows: keys, every SearchConfig field, every record field, the tuning context. exec_path
-# and the tuning columns came later.
-SEARCH = ResultFormat("search", _search_columns(), added=(R.EXEC_PATH, *TUNING_COLUMNS))
+
+# Search rows: keys, every SearchConfig field, every record field, the tuning context. exec_path,
+# the tuning columns and the SearchConfig fields below came later. A config field added later has
+# a default that means what every search before it did, so older files read with that default
+# (not null): their rows keep their meaning and group with new rows of the same search.
+ADDED_CONFIG_FIELDS = ("data_fraction", "data_fraction_seed", "train_pool", "genotype_none")
+_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
+SEARCH = ResultFormat(
+    "search",
+    _search_columns(),
+    added=(R.EXEC_PATH, *TUNING_COLUMNS, *ADDED_CONFIG_FIELDS),
+    defaults={name: _CONFIG_DEFAULTS[name] for name in ADDED_CONFIG_FIELDS},
+)
 
 
 def results_schema() -> pa.Schema:
@@ -403,6 +419,8 @@ def columns_markdown(fmt: ResultFormat = SEARCH) -> str:
         nullable = "" if c.nullable else ", not null"
         meaning = c.meaning.replace("|", "\\|")
         added = " (added later: null in older files)" if c.name in fmt.added else ""
+        if c.name in fmt.defaults:
+            added = f" (added later: older files read as {fmt.defaults[c.name]!r})"
         lines.append(f"| `{c.name}` | {c.type}{nullable} | {c.group} | {c.unit} | {meaning}{added} |")
     return "\n".join(lines) + "\n"
 

@@ -40,6 +40,8 @@ LEVELS = ("single", "bi")
 ARCH_DATA = ("split", "same")
 ORDERS = ("first", "second")  # (level, order) pairs: trainables.strategies.STRATEGIES
 OPTIMIZERS = ("sgd", "adam")  # trainables.optim
+TRAIN_POOLS = ("split", "full")  # single-level training pool: the search split's train half, or all
+GENOTYPE_NONE = ("include", "exclude")  # NB201 derivation: ``none`` in the argmax or not
 DEFAULT_DEPTH = {"nb201": 5, "darts": 8}  # nb201: cells per stage; darts: cells in all
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -52,6 +54,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "w_optimizer": OPTIMIZERS,
     "arch_optimizer": OPTIMIZERS,
     "stem": STEMS,
+    "train_pool": TRAIN_POOLS,
+    "genotype_none": GENOTYPE_NONE,
 }
 
 
@@ -81,6 +85,14 @@ class SearchConfig:
         ``dataset='imagenet'`` and only with it, which in turn needs ``space='darts'``.
       probe_every — the gradient-correlation probe samples one step in every ``probe_every``
         (0 = off). ``unroll_r`` — finite-difference radius of second-order DARTS.
+      data_fraction / data_fraction_seed — search on a deterministic, class-balanced fraction of
+        the training pool (and of the held-out split), drawn with ``data_fraction_seed``, not the
+        search seed, so every seed of a study sees the same images; 1 = all (the default).
+      train_pool — single-level only: ``split`` trains on the train half of the search split (the
+        reference protocol; the other half is unused), ``full`` on the whole training set.
+      genotype_none — NB201 only: the derived cell's argmax ``include``-s the ``none`` op (the
+        NB201 reference) or ``exclude``-s it (DARTS's rule). Under sigmoid, ``none``'s α gets no
+        loss gradient and moves only through α weight decay.
     """
 
     space: str = "nb201"
@@ -117,6 +129,10 @@ class SearchConfig:
     stem: str = "cifar"
     probe_every: int = 10
     unroll_r: float = 0.01
+    data_fraction: float = 1.0
+    data_fraction_seed: int = 0
+    train_pool: str = "split"
+    genotype_none: str = "include"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -151,6 +167,7 @@ class SearchConfig:
             "steps_per_epoch",
             "probe_every",
             "alpha_init_std",
+            "data_fraction_seed",
         )
         for name in non_negative:
             if not getattr(self, name) >= 0:
@@ -160,6 +177,18 @@ class SearchConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be in [0, 1)")
         if self.w_momentum >= 1 or self.arch_momentum >= 1:
             raise ValueError("w_momentum and arch_momentum must be < 1")
+        if not 0 < self.data_fraction <= 1:
+            raise ValueError(f"data_fraction={self.data_fraction!r} must be in (0, 1]")
+        if self.train_pool != "split" and self.level != "single":
+            raise ValueError(
+                f"train_pool={self.train_pool!r} applies to level='single' only (bi-level takes "
+                "its α batches from the other half of the split); leave it at 'split'"
+            )
+        if self.genotype_none != "include" and self.space != "nb201":
+            raise ValueError(
+                f"genotype_none={self.genotype_none!r} applies to space='nb201' only (the DARTS "
+                "derivation always excludes 'none'); leave it at 'include'"
+            )
         if self.w_lr_min > self.w_lr:
             raise ValueError(f"w_lr_min={self.w_lr_min} must not exceed w_lr={self.w_lr}")
         if self.depth is not None and self.depth < (1 if self.space == "nb201" else 3):
@@ -244,6 +273,10 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "stem": ("", f"DARTS stem: {' | '.join(STEMS)} (imagenet: x8 downsampling, 224-px input)"),
     "probe_every": ("steps", "gradient-correlation probe samples one step in this many (0 = off)"),
     "unroll_r": ("", "finite-difference radius of second-order DARTS"),
+    "data_fraction": ("", "fraction of the training pool searched on (class-balanced; 1 = all)"),
+    "data_fraction_seed": ("", "seed of the data_fraction subset (independent of the search seed)"),
+    "train_pool": ("", f"single-level training pool: {' | '.join(TRAIN_POOLS)} (split = the train half)"),
+    "genotype_none": ("", f"NB201 derivation: {' | '.join(GENOTYPE_NONE)} the 'none' op in the argmax"),
 }
 if tuple(FIELD_DOCS) != SearchConfig.field_names():
     raise RuntimeError("trainables.config: FIELD_DOCS must list every SearchConfig field in order")

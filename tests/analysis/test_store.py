@@ -132,3 +132,20 @@ def test_each_recipe_runs_on_a_results_folder(index: int, tmp_path: Path, capsys
         assert "tsingle0" in out
     else:
         assert "9 rows in the files, 8 results" in out
+
+
+def test_an_older_file_reads_added_config_fields_as_their_defaults() -> None:
+    """Config fields added later read as the default (what every older search did), so old and
+    new rows of one search agree; other added columns read as null."""
+    schema = store.results_schema()
+    row = {name: None for name in schema.names}
+    row.update(experiment="e", trial_id="t", attempt=0, epoch=1)
+    older = pa.schema([f for f in schema if f.name not in store.ADDED_CONFIG_FIELDS])
+    table = pa.Table.from_pylist([{k: row[k] for k in older.names}], schema=older)
+    assert store.SEARCH.is_readable(older)
+    read = store.SEARCH.conform(table).to_pylist()[0]
+    assert {name: read[name] for name in store.ADDED_CONFIG_FIELDS} == {
+        "data_fraction": 1.0, "data_fraction_seed": 0, "train_pool": "split",
+        "genotype_none": "include",
+    }
+    assert read[R.EXEC_PATH] is None

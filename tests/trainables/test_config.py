@@ -44,6 +44,10 @@ INVALID: dict[str, list[object]] = {
     "stem": ["resnet"],
     "probe_every": [-1],
     "unroll_r": [0.0],
+    "data_fraction": [0.0, -0.5, 1.5, float("nan"), "half"],
+    "data_fraction_seed": [-1, 0.5],
+    "train_pool": ["train", ""],
+    "genotype_none": ["drop", None],
 }
 
 
@@ -170,3 +174,16 @@ def test_field_types_come_from_the_annotations() -> None:
     assert FIELD_TYPES["space"] == FieldType(str, False)
     with pytest.raises(ValueError, match=r"depth=2.5 has type float; expected int \| None"):
         SearchConfig(depth=2.5)  # type: ignore[arg-type]
+
+
+def test_new_fields_keep_their_meaning_only_where_they_apply() -> None:
+    """train_pool only for single level, genotype_none only for NB201 (each search, one
+    spelling); the defaults are what every search before them did."""
+    default = SearchConfig()
+    assert (default.data_fraction, default.train_pool, default.genotype_none) == (
+        1.0, "split", "include")
+    with pytest.raises(ValueError, match="train_pool='full' applies to level='single'"):
+        SearchConfig(level="bi", train_pool="full")
+    with pytest.raises(ValueError, match="genotype_none='exclude' applies to space='nb201'"):
+        SearchConfig(space="darts", dataset="cifar10", genotype_none="exclude")
+    assert SearchConfig(train_pool="full", genotype_none="exclude", data_fraction=0.5)
