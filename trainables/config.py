@@ -184,6 +184,12 @@ class SearchConfig:
                 f"train_pool={self.train_pool!r} applies to level='single' only (bi-level takes "
                 "its α batches from the other half of the split); leave it at 'split'"
             )
+        if self.train_pool == "full" and self.dataset in ("cifar100", "imagenet16-120"):
+            raise ValueError(
+                f"train_pool='full' changes nothing for dataset={self.dataset!r}: its search "
+                "split holds out test images, so the train half already is the whole training "
+                "set; leave train_pool at 'split'"
+            )
         if self.genotype_none != "include" and self.space != "nb201":
             raise ValueError(
                 f"genotype_none={self.genotype_none!r} applies to space='nb201' only (the DARTS "

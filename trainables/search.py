@@ -43,6 +43,7 @@ from trainables.probes import DIVERGENCE_CHECK_EVERY, EpochMeter, gradient_corre
 from trainables.sampling import epoch_plan
 from trainables.strategies import build_strategy
 from trainables.streaming import make_split
+from trainables.subsets import search_pools
 
 CHECKPOINT_FILE = "search.pt"
 CHECKPOINT_FORMAT = 1
@@ -72,10 +73,15 @@ class Search:
     ) -> None:
         self.config = config
         self.device = torch.device(device)
-        data = (
+        # The official split, then this search's pools (train_pool, data_fraction: see
+        # trainables.subsets); ``dataset`` (e.g. one cached per worker) is never modified.
+        data = search_pools(
             dataset
             if dataset is not None
-            else load_dataset(config.dataset, config.data_dir or None)
+            else load_dataset(config.dataset, config.data_dir or None),
+            data_fraction=config.data_fraction,
+            data_fraction_seed=config.data_fraction_seed,
+            train_pool=config.train_pool,
         )
         split = (data.mean, data.std, data.crop_padding, self.device)
         self.train = make_split(data.train, *split)
@@ -91,6 +97,7 @@ class Search:
                 alpha_init=config.alpha_init,
                 alpha_init_std=config.alpha_init_std,
                 stem=config.stem,
+                genotype_none=config.genotype_none,
             ).to(self.device)
         self.w_opt, self.a_opt, self.schedule = build_optimizers(
             config, self.model.weights(), self.model.alphas()

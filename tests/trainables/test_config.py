@@ -186,4 +186,6 @@ def test_new_fields_keep_their_meaning_only_where_they_apply() -> None:
         SearchConfig(level="bi", train_pool="full")
     with pytest.raises(ValueError, match="genotype_none='exclude' applies to space='nb201'"):
         SearchConfig(space="darts", dataset="cifar10", genotype_none="exclude")
+    with pytest.raises(ValueError, match="train_pool='full' changes nothing"):
+        SearchConfig(dataset="cifar100", train_pool="full")
     assert SearchConfig(train_pool="full", genotype_none="exclude", data_fraction=0.5)

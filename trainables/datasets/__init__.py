@@ -16,6 +16,8 @@ ImageNet-1k is too large for that: its reader returns file lists (:class:`FileSp
 Readers: :mod:`trainables.datasets.nb201` (the benchmark's datasets, from their raw files),
 :mod:`trainables.datasets.imagenet` (``imagenet``: ImageNet-1k in the ImageFolder layout) and
 :mod:`trainables.datasets.offline` (``digits``, ``synthetic``); ``load_dataset`` dispatches by name.
+Readers return the official split only; a search's own pools (``train_pool``, ``data_fraction``)
+are cut from it by :mod:`trainables.subsets`.
 """
 
 from __future__ import annotations

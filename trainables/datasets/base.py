@@ -86,6 +86,11 @@ class SearchDataset:
         mean, std: per-channel statistics in [0, 1] pixel units (pixel / 255), for normalising.
         crop_padding: zero padding in pixels for the random crop (4 at 32x32, 2 at 16x16); unused
             by file-backed splits, which use a random resized crop (0 by convention).
+        held_out_from_train: True when ``held_out`` is carved out of the training set, so that
+            ``train`` + ``held_out`` is the whole training set (CIFAR-10, ImageNet-1k, digits,
+            synthetic); False when it comes from the test set and ``train`` already is the whole
+            training set (CIFAR-100, ImageNet16-120). Used by ``train_pool='full'``
+            (:mod:`trainables.subsets`).
     Both halves are of one kind: in-memory :class:`ImageSplit` or file-backed :class:`FileSplit`.
     """
 
@@ -96,6 +101,7 @@ class SearchDataset:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     crop_padding: int
+    held_out_from_train: bool = True
 
     def __post_init__(self) -> None:
         for half_name, half in (("train", self.train), ("held_out", self.held_out)):

@@ -265,6 +265,7 @@ def load_cifar100(
         mean=CIFAR_MEAN,
         std=CIFAR_STD,
         crop_padding=4,
+        held_out_from_train=False,
     )
 
 
@@ -302,6 +303,7 @@ def load_imagenet16_120(
         mean=IMAGENET16_MEAN,
         std=IMAGENET16_STD,
         crop_padding=2,
+        held_out_from_train=False,
     )
 
 
