@@ -64,17 +64,28 @@ def __getattr__(name: str) -> Any:
     return getattr(import_module(_EXPORTS[name]), name)
 
 
-def _nb201(num_classes: int, channels: int, depth: int, stem: str, **alpha: object) -> SuperNet:
+def _nb201(
+    num_classes: int, channels: int, depth: int, stem: str, genotype_none: str, **alpha: object
+) -> SuperNet:
     from search_spaces.nb201 import NB201SuperNet
 
     if stem != "cifar":
         raise ValueError(f"the nb201 space has only the 'cifar' stem, got stem={stem!r}")
-    return NB201SuperNet(num_classes, channels, depth, **alpha)  # type: ignore[arg-type]
+    return NB201SuperNet(
+        num_classes, channels, depth, genotype_none=genotype_none, **alpha  # type: ignore[arg-type]
+    )
 
 
-def _darts(num_classes: int, channels: int, depth: int, stem: str, **alpha: object) -> SuperNet:
+def _darts(
+    num_classes: int, channels: int, depth: int, stem: str, genotype_none: str, **alpha: object
+) -> SuperNet:
     from search_spaces.darts import DartsSuperNet
 
+    if genotype_none != "include":
+        raise ValueError(
+            f"genotype_none={genotype_none!r} applies to the nb201 space only (the DARTS "
+            "derivation always excludes 'none'); leave it at 'include'"
+        )
     return DartsSuperNet(num_classes, channels, depth, stem, **alpha)  # type: ignore[arg-type]
 
 
@@ -91,8 +102,14 @@ def build_supernet(
     alpha_init: float | None,
     alpha_init_std: float,
     stem: str = "cifar",
+    genotype_none: str = "include",
 ) -> SuperNet:
-    """Build the supernet of ``space``. ``depth``: NB201 cells per stage, or DARTS cells in all."""
+    """Build the supernet of ``space``. ``depth``: NB201 cells per stage, or DARTS cells in all.
+
+    ``genotype_none``: NB201 derivation rule, ``include`` (``none`` in each edge's argmax, the
+    reference) or ``exclude`` (as DARTS); the DARTS space accepts only ``include`` (its
+    derivation already excludes ``none``).
+    """
     if space not in SPACES:
         raise ValueError(f"unknown search space {space!r}; valid: {', '.join(SPACES)}")
     return SPACES[space](
@@ -100,6 +117,7 @@ def build_supernet(
         channels,
         depth,
         stem,
+        genotype_none,
         activation=activation,
         alpha_init=alpha_init,
         alpha_init_std=alpha_init_std,

@@ -41,6 +41,9 @@ DARTS_OPS: tuple[str, ...] = (
 DARTS_STEPS = 4  # intermediate nodes per cell
 DARTS_EDGES = sum(2 + i for i in range(DARTS_STEPS))  # 14
 PARAMETER_FREE_OPS = frozenset({"none", "skip_connect", "avg_pool_3x3", "max_pool_3x3"})
+# NAS-Bench-201 derivation rules for the ``none`` op: ``include`` = argmax over all five ops
+# (the NB201 reference), ``exclude`` = argmax over the other four (DARTS's rule).
+NB201_GENOTYPE_NONE: tuple[str, ...] = ("include", "exclude")
 
 _NB201_FORMAT = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
 
@@ -92,16 +95,32 @@ def nb201_from_string(arch: str) -> tuple[str, ...]:
     return tuple(by_edge[e] for e in NB201_EDGES)
 
 
-def nb201_genotype(weights: torch.Tensor) -> str:
-    """Derive the NAS-Bench-201 cell from activated α of shape (6, 5): argmax over all ops.
+def nb201_genotype(weights: torch.Tensor, none: str = "include") -> str:
+    """Derive the NAS-Bench-201 cell from activated α of shape (6, 5): argmax per edge.
 
-    ``none`` takes part in the argmax, as in the reference implementation.
+    ``none``: ``include`` (default, the reference implementation) lets the ``none`` op take part
+    in the argmax; ``exclude`` takes the argmax over the other four ops, as DARTS does. Ties go
+    to the lower op index.
     """
+    check_genotype_none(none)
     if tuple(weights.shape) != (len(NB201_EDGES), len(NB201_OPS)):
         raise ValueError(f"NAS-Bench-201 α must have shape (6, 5), got {tuple(weights.shape)}")
-    best = weights.detach().argmax(dim=-1).tolist()
+    w = weights.detach()
+    if none == "exclude":
+        w = w.clone().float()
+        w[:, NB201_OPS.index("none")] = float("-inf")
+    best = w.argmax(dim=-1).tolist()
     return nb201_to_string([NB201_OPS[k] for k in best])
 
+
+def check_genotype_none(none: str) -> None:
+    """Raise ``ValueError`` unless ``none`` is a NAS-Bench-201 derivation rule."""
+    if none not in NB201_GENOTYPE_NONE:
+        raise ValueError(
+            f"genotype_none={none!r} is not a NAS-Bench-201 derivation rule; choose one of "
+            f"{list(NB201_GENOTYPE_NONE)} ('include': 'none' takes part in the argmax, as in the "
+            "NB201 reference; 'exclude': argmax over the other ops, as in DARTS)"
+        )
 
 # --------------------------------------------------------------------------- DARTS
 class DartsGenotype(NamedTuple):

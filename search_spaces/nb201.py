@@ -25,7 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.activations import ALPHA_INIT_STD
-from search_spaces.genotypes import NB201_EDGES, NB201_NODES, NB201_OPS, nb201_genotype
+from search_spaces.genotypes import (
+    NB201_EDGES,
+    NB201_NODES,
+    NB201_OPS,
+    check_genotype_none,
+    nb201_genotype,
+)
 from search_spaces.supernet import SuperNet
 
 _OP = {name: k for k, name in enumerate(NB201_OPS)}
@@ -181,6 +187,8 @@ class NB201SuperNet(SuperNet):
         activation: ``softmax`` | ``sigmoid`` | ``sigmoid*``.
         alpha_init: mean of the α initialisation; None = the activation's default.
         alpha_init_std: standard deviation of the α initialisation.
+        genotype_none: derivation rule of ``genotype()``: ``include`` (the reference, ``none``
+            takes part in each edge's argmax) | ``exclude`` (argmax over the other ops, as DARTS).
     """
 
     ops = NB201_OPS
@@ -193,8 +201,11 @@ class NB201SuperNet(SuperNet):
         activation: str = "softmax",
         alpha_init: float | None = None,
         alpha_init_std: float = ALPHA_INIT_STD,
+        genotype_none: str = "include",
     ) -> None:
+        check_genotype_none(genotype_none)
         super().__init__(("normal",), len(NB201_EDGES), activation, alpha_init, alpha_init_std)
+        self.genotype_none = genotype_none
         self.stem = nn.Sequential(
             nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
         )
@@ -218,5 +229,5 @@ class NB201SuperNet(SuperNet):
         return self.classifier(h)
 
     def genotype(self) -> str:
-        """NAS-Bench-201 arch string: argmax over all five ops per edge (``none`` included)."""
-        return nb201_genotype(self.activated()["normal"])
+        """NAS-Bench-201 arch string: argmax per edge, ``none`` in it or not per ``genotype_none``."""
+        return nb201_genotype(self.activated()["normal"], none=self.genotype_none)

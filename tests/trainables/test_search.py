@@ -233,3 +233,19 @@ def test_missing_dataset_folder_fails_before_any_work(tmp_path) -> None:
     with pytest.raises(DatasetNotFoundError, match="nowhere"):
         next(run_search(config, checkpoint_dir=checkpoints))
     assert not checkpoints.exists()
+
+
+def test_genotype_none_exclude_reaches_the_records(synthetic) -> None:
+    """The search's derived cell follows ``genotype_none``: with ``none`` pushed to the top of
+    every edge, ``include`` derives it everywhere and ``exclude`` never; training is the same."""
+    records = {}
+    for rule in ("include", "exclude"):
+        search = Search(tiny("nb201", epochs=1, probe_every=0, genotype_none=rule),
+                        dataset=synthetic)
+        with torch.no_grad():
+            search.model.alphas()[0][:, 0] += 10.0  # column 0 = none (NB201_OPS order)
+        records[rule] = search.run_epoch()
+    assert set(records["include"][R.GENOTYPE].replace("|", " ").split()) <= {
+        "+"} | {f"none~{i}" for i in range(3)}
+    assert "none" not in records["exclude"][R.GENOTYPE]
+    assert records["include"][R.TRAIN_LOSS] == records["exclude"][R.TRAIN_LOSS]
