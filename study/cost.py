@@ -10,7 +10,8 @@ Cost model (units: seconds unless named otherwise):
   ``epochs × (steps_per_epoch × step_seconds + held_out_images × eval_seconds_per_image
   + epoch_overhead_seconds)``, where ``steps_per_epoch`` = ceil(train pool / batch_size), or the
   config's ``steps_per_epoch`` cap when > 0 (as :func:`trainables.sampling.steps_per_epoch`), and
-  every epoch evaluates the whole held-out split. A bi-level step's time already includes both
+  every epoch evaluates the whole held-out split; both after ``train_pool`` and ``data_fraction``
+  (:func:`pool_sizes`). A bi-level step's time already includes both
   its batches (w and α).
 * ``step_seconds`` etc. come from the calibration entry whose key (space, level, order,
   image_side, batch_size, channels, depth) equals the trial's. Without an exact entry, and only
@@ -100,11 +101,26 @@ def dataset_shape(dataset: str) -> DatasetShape:
         ) from None
 
 
+# Datasets whose held-out half is carved out of their training set (train_pool='full' adds it
+# back); CIFAR-100 and ImageNet16-120 hold out test images (trainables.subsets).
+HELD_OUT_FROM_TRAIN = frozenset({"cifar10", "imagenet", "digits", "synthetic"})
+
+
+def pool_sizes(config: SearchConfig) -> tuple[int, int]:
+    """(training pool, held-out split) of ``config`` in images, after ``train_pool`` and
+    ``data_fraction`` (trainables.subsets; the class-balanced rounding is approximated by rounding
+    the whole split, off by at most one image per class)."""
+    shape = dataset_shape(config.dataset)
+    train = shape.train
+    if config.train_pool == "full" and config.dataset in HELD_OUT_FROM_TRAIN:
+        train += shape.held_out
+    fraction = config.data_fraction
+    return max(1, round(train * fraction)), max(1, round(shape.held_out * fraction))
+
+
 def epoch_steps(config: SearchConfig) -> int:
     """Search steps of one epoch of ``config``: ceil(train pool / batch) or its cap when > 0."""
-    return steps_per_epoch(
-        dataset_shape(config.dataset).train, config.batch_size, config.steps_per_epoch
-    )
+    return steps_per_epoch(pool_sizes(config)[0], config.batch_size, config.steps_per_epoch)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,7 +403,7 @@ def trial_cost(config: SearchConfig, calibration: Calibration) -> TrialCost | No
         return None
     entry, step_seconds = found
     epochs = config.epochs
-    held_out = dataset_shape(config.dataset).held_out
+    held_out = pool_sizes(config)[1]
     per_image = entry.eval_seconds_per_image
     overhead = entry.epoch_overhead_seconds
     return TrialCost(

@@ -27,6 +27,7 @@ from study.cost import (
     format_estimate,
     load_calibration,
     makespan,
+    pool_sizes,
     trial_cost,
 )
 from trainables.config import DATASETS, SearchConfig
@@ -324,20 +325,21 @@ def test_paper_dry_run_prints_the_estimate(capsys) -> None:
     args = ["run", "paper", "--dry-run", "--gpus", "8", "--calibration", str(EAGER_CALIBRATION)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "172 trials in experiment 'paper'" in out
+    assert "186 trials in experiment 'paper'" in out
     assert "Estimated cost on NVIDIA H200 (calibration: " in out and "eager path" in out
     # by hand, epochs 50 each: NB201 bi 40 × cifar10 (391 steps) + 40 × cifar100 (782) at
     # 0.216 s; single 30 + 30 at 0.126 s; DARTS bi 3 × 391 at 0.732, single 3 × 391 at 0.434;
-    # ImageNet 3470 at 0.59 s: 899,183.9 s = 249.8 GPU-hours; 25 ImageNet16-120 trials left out
+    # ImageNet at 0.59 s: 9 searches on all data (3470 steps) and 6 on half of it (1735 steps):
+    # 2,025,198.9 s = 562.6 GPU-hours; 25 ImageNet16-120 trials left out
     seconds = 50 * (
         40 * (391 + 782) * 0.216 + 30 * (391 + 782) * 0.126 + 3 * 391 * (0.732 + 0.434)
-        + 3470 * 0.59
+        + (9 * 3470 + 6 * 1735) * 0.59
     )
-    assert round(seconds / 3600, 1) == 249.8
-    assert "147 of 172 trials, 7,350 epochs; 249.8 GPU-hours of search steps" in out
-    # 8 GPUs: at least 249.8 / 8 = 31.2 h and the 28.4 h ImageNet search; longest-first gives
+    assert round(seconds / 3600, 1) == 562.6
+    assert "161 of 186 trials, 8,050 epochs; 562.6 GPU-hours of search steps" in out
+    # 8 GPUs: at least 562.6 / 8 = 70.3 h (each full ImageNet search 28.4 h); longest-first gives
     wall = next(line for line in out.splitlines() if "wall time" in line)
-    assert "wall time with 8 GPUs, 1 trial per GPU" in wall and wall.endswith(": 31.7 h")
+    assert "wall time with 8 GPUs, 1 trial per GPU" in wall and wall.endswith(": 70.7 h")
     assert "with 1 GPU" not in out
     assert "evaluation and per-epoch overhead not included" in out
     assert "25 trials (nb201 space, imagenet16-120) have no calibration entry" in out
@@ -409,9 +411,9 @@ def test_shipped_calibration_estimates_the_paper_grid(capsys) -> None:
     the figures docs/benchmarks.md and the README quote."""
     assert main(["run", "paper", "--dry-run", "--gpus-per-trial", "1"]) == 0
     out = capsys.readouterr().out
-    assert "172 trials, 8,600 epochs; 113.9 GPU-hours of search steps + 2.9 of evaluation" in out
-    assert "= 116.8 GPU-hours" in out
-    assert "with 1 GPU, 1 trial per GPU (--gpus-per-trial 1): 116.8 h;  with 8 GPUs: 33.9 h" in out
+    assert "186 trials, 9,300 epochs; 483.1 GPU-hours of search steps + 6.8 of evaluation" in out
+    assert "= 490.0 GPU-hours" in out
+    assert "with 1 GPU, 1 trial per GPU (--gpus-per-trial 1): 490.0 h;  with 8 GPUs: 67.8 h" in out
     assert "no calibration entry" not in out
 
 
@@ -424,3 +426,14 @@ def test_shipped_calibration_estimates_the_nb201_searches_of_the_paper_grid() ->
     text = "\n".join(lines)
     assert len(nb201) == 165 and "= 63.9 GPU-hours" in text
     assert "63.9 h;  with 8 GPUs: 8.1 h" in text
+
+
+def test_data_fraction_and_train_pool_scale_the_pools() -> None:
+    """Half the data is half the steps and half the evaluation; the full CIFAR-10 pool doubles
+    the steps; CIFAR-100's pool has nothing to add."""
+    full = SearchConfig(dataset="cifar10", batch_size=64)
+    assert pool_sizes(full) == (25_000, 25_000)
+    assert pool_sizes(full.replace(data_fraction=0.5)) == (12_500, 12_500)
+    assert epoch_steps(full.replace(data_fraction=0.5)) == math.ceil(12_500 / 64)
+    assert pool_sizes(full.replace(train_pool="full")) == (50_000, 25_000)
+    assert pool_sizes(SearchConfig(dataset="cifar100", data_fraction=0.1)) == (5_000, 500)

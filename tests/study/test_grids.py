@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,14 @@ from study.grids import GRIDS, Grid, build_grid, config_key, dedupe, describe_gr
 from trainables.config import SearchConfig
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lr_ablation.toml"
+PAPER_GRIDS = ("table1", "table4", "table5", "darts")
+DEFAULT_ARCH_WEIGHT_DECAY = SearchConfig().arch_weight_decay
+
+# Appendix D of the paper, "Searched results in DARTS": its 15 ImageNet-1k searches as
+# (activation, seed, data_fraction), half of the data = 0.5.
+APPENDIX_D = [(a, s, 1.0) for a in ("softmax", "sigmoid", "sigmoid*") for s in (0, 1, 2)] + [
+    (a, s, 0.5) for a in ("softmax", "sigmoid*") for s in (0, 1, 2)
+]
 
 
 def _values(configs, field):
@@ -63,8 +73,8 @@ def test_table4():
 
 def test_table5():
     configs = GRIDS["table5"].build()
-    # per method × dataset × seed: 3 lrs + 2 more activations + 1 more α optimizer (the
-    # reference SGD-0.005 trial is shared by the three sub-tables)
+    # per method × dataset × seed: 3 lrs (the 0.005 row is the reference SGD-0.005 trial shared
+    # by 5a, 5b and 5c) + 2 more activations + 1 more α optimizer
     assert len(configs) == 2 * 2 * 5 * (3 + 2 + 1)
     assert _values(configs, "dataset") == {"cifar10", "cifar100"}
     sgd = [c for c in configs if c.arch_optimizer == "sgd"]
@@ -92,22 +102,83 @@ def test_table5_single_adam_is_table1_single():
 
 def test_darts_grid():
     configs = GRIDS["darts"].build()
-    assert len(configs) == 2 * 3 + 1  # methods × seeds on CIFAR-10, + one ImageNet-1k search
+    assert len(configs) == 2 * 3 + 15  # methods × seeds on CIFAR-10, + Appendix D's 15
     assert _values(configs, "space") == {"darts"}
     assert _values(configs, "depth") == {8} and _values(configs, "channels") == {16}
+    assert _values(configs, "epochs") == {50}
     cifar = [c for c in configs if c.dataset == "cifar10"]
     assert len(cifar) == 6 and _values(cifar, "stem") == {"cifar"}
     assert _values(cifar, "level") == {"single", "bi"}
     assert _values(cifar, "seed") == {0, 1, 2} and _values(cifar, "batch_size") == {64}
-    (imagenet,) = [c for c in configs if c.dataset != "cifar10"]
-    single_cifar = next(c for c in cifar if c.level == "single" and c.seed == 0)
-    # the paper's ImageNet-1k search: Single-DARTS's DARTS-space recipe, stem ×8, batch 360
-    assert imagenet == single_cifar.replace(dataset="imagenet", stem="imagenet", batch_size=360)
-    assert (imagenet.activation, imagenet.w_lr, imagenet.arch_weight_decay) == (
-        "sigmoid*",
-        0.025,
-        0.0,
-    )
+    assert _values(cifar, "data_fraction") == {1.0}
+    single_cifar = [c for c in cifar if c.level == "single"]
+    assert {(c.activation, c.w_lr, c.arch_weight_decay) for c in single_cifar} == {
+        ("sigmoid*", 0.025, 0.0)
+    }
+
+
+def test_darts_grid_imagenet_is_appendix_d():
+    configs = GRIDS["darts"].build()
+    imagenet = [c for c in configs if c.dataset != "cifar10"]
+    assert len(imagenet) == 15
+    assert Counter((c.activation, c.seed, c.data_fraction) for c in imagenet) == Counter(APPENDIX_D)
+    assert _values(imagenet, "dataset") == {"imagenet"} and _values(imagenet, "stem") == {
+        "imagenet"
+    }
+    # Single-DARTS's DARTS-space recipe (§5.1.2): single level, batch 360, w SGD 0.025 cosine,
+    # α Adam 3e-4 (0.5, 0.999); only the activation, the data fraction and the seed vary
+    single_cifar = next(c for c in configs if c.dataset == "cifar10" and c.level == "single")
+    recipe = single_cifar.replace(dataset="imagenet", stem="imagenet", batch_size=360)
+    for c in imagenet:
+        assert c == recipe.replace(
+            activation=c.activation,
+            seed=c.seed,
+            data_fraction=c.data_fraction,
+            arch_weight_decay=c.arch_weight_decay,
+        )
+    assert {(c.level, c.w_lr, c.arch_optimizer, c.arch_lr) for c in imagenet} == {
+        ("single", 0.025, "adam", 3e-4)
+    }
+    assert _values(imagenet, "data_fraction_seed") == {0}  # every seed searches the same half
+
+
+def _cosine(config: SearchConfig, fraction: float) -> float:
+    """w's lr at ``fraction`` of training (the per-epoch cosine from w_lr to w_lr_min)."""
+    lo, hi = config.w_lr_min, config.w_lr
+    return lo + (hi - lo) * (1 + math.cos(math.pi * fraction)) / 2
+
+
+def test_table5_lr_rows_vary_only_the_lr():
+    configs = GRIDS["table5"].build()
+    sgd = [c for c in configs if c.arch_optimizer == "sgd"]
+    for level, activation in (("bi", "softmax"), ("single", "sigmoid")):
+        for dataset in ("cifar10", "cifar100"):
+            cell = [
+                c
+                for c in sgd
+                if (c.level, c.activation, c.dataset, c.seed) == (level, activation, dataset, 0)
+            ]
+            # w's cosine ends at w_lr / 5: the 0.005 row (to 0.001) is the one trial it shares
+            # with Tables 4, 5b and 5c
+            assert sorted((c.w_lr, round(c.w_lr_min, 12)) for c in cell) == [
+                (0.001, 2e-4),
+                (0.005, 0.001),
+                (0.025, 0.005),
+            ]
+            rows = cell
+            for c in rows:
+                assert c.w_lr_min / c.w_lr == pytest.approx(0.001 / 0.005)
+                assert c.arch_lr == c.w_lr  # α's lr is the row's lr (constant)
+            # the same schedule shape: lr(t) / w_lr equal across the rows
+            for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
+                shapes = {round(_cosine(c, fraction) / c.w_lr, 12) for c in rows}
+                assert len(shapes) == 1
+            # only the lr fields differ between the rows
+            lr_fields = {"w_lr", "w_lr_min", "arch_lr"}
+            base = rows[0].to_dict()
+            for c in rows[1:]:
+                diff = {k for k, v in c.to_dict().items() if base[k] != v}
+                assert diff <= lr_fields
 
 
 def test_paper_is_deduped_union():
@@ -117,7 +188,20 @@ def test_paper_is_deduped_union():
     assert {config_key(c) for c in paper} == {config_key(c) for c in union}
     assert len(paper) == len({config_key(c) for c in paper})
     # shared trials: Table 1 Single-DARTS and Table 4 bi/split + single on cifar10/100 in Table 5
-    assert len(paper) == 30 + 45 + 120 + 7 - 3 * 2 * 5
+    assert len(paper) == 30 + 45 + 120 + 21 - 3 * 2 * 5 == 186
+
+
+def test_paper_grids_alpha_weight_decay_by_activation():
+    # §5.1.2: α weight decay 0 "to avoid extra gradients on zero operations", for sigmoid and
+    # sigmoid*; softmax trials keep SearchConfig's default
+    for name in (*PAPER_GRIDS, "paper", "smoke"):
+        configs = GRIDS[name].build()
+        for c in configs:
+            expected = DEFAULT_ARCH_WEIGHT_DECAY if c.activation == "softmax" else 0.0
+            assert c.arch_weight_decay == expected, (name, c)
+    paper = GRIDS["paper"].build()
+    assert _values(paper, "activation") == {"softmax", "sigmoid", "sigmoid*"}
+    assert _values(paper, "arch_weight_decay") == {DEFAULT_ARCH_WEIGHT_DECAY, 0.0}
 
 
 def test_smoke():
@@ -140,8 +224,8 @@ def test_describe_grids():
         "table1": 30,
         "table4": 45,
         "table5": 120,
-        "darts": 7,
-        "paper": 172,
+        "darts": 21,
+        "paper": 186,
         "smoke": 8,
     }
     assert all(isinstance(d, str) and d for _, _, d in rows)
