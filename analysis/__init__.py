@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from analysis.alphas import alpha_long
-    from analysis.collapse import collapse_by_epoch, collapse_indicators
+    from analysis.collapse import collapse_by_epoch, collapse_indicators, nb201_base_rates
     from analysis.figures import save_figures, tuning_figure
     from analysis.frame import bench_column, config_columns, with_labels
+    from analysis.reported import reported_rows
     from analysis.results import load_results
     from analysis.store import SEARCH, experiment_folders, results_schema
     from analysis.tables import (
@@ -53,6 +54,8 @@ _EXPORTS = {
     "final_epochs": "analysis.tables",
     "collapse_indicators": "analysis.collapse",
     "collapse_by_epoch": "analysis.collapse",
+    "nb201_base_rates": "analysis.collapse",
+    "reported_rows": "analysis.reported",
     "alpha_long": "analysis.alphas",
     "with_labels": "analysis.frame",
     "bench_column": "analysis.frame",
@@ -78,7 +81,9 @@ __all__ = [
     "importance_table",
     "load_results",
     "main_table",
+    "nb201_base_rates",
     "paper_tables",
+    "reported_rows",
     "results_schema",
     "save_figures",
     "summary_table",

@@ -1,9 +1,12 @@
 """The paper's figures from a results frame (``analysis.results.load_results``).
 
 * ``stability_figure`` — Figure 1: NAS-Bench-201 test accuracy of the derived cell per epoch,
-  mean ± 1 sample std over seeds, one line per search, one panel per dataset.
+  one panel per dataset; per search a thin line per seed (trial) and a thick line for the mean
+  over seeds (no ± std band: with bimodal seeds it ran below 0 % and above 100 %); the y axis
+  stays within [0, 100] %.
 * ``alpha_trajectories_figure`` — Figure A-1: activated α of every op on every edge over epochs,
-  for one trial per search (or the trials asked for).
+  for one trial per search (or the trials asked for); all panels share one y scale unless
+  ``shared_y=False``.
 * ``operator_gradients_figure`` — Figure 3: mean ∂L/∂α per op (over edges and seeds) per epoch.
 * ``gradient_correlation_figure`` — Figure 2: the gradient-correlation probe (cosine and inner
   product of ∇w on the w batch and on the α batch) per epoch, mean ± std over seeds.
@@ -28,6 +31,7 @@ import math
 import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,6 +65,9 @@ PROBES = {
     R.GRAD_COSINE: "cos(∇w L(w batch), ∇w L(α batch))\n(unitless)",
     R.GRAD_INNER: "⟨∇w L(w batch), ∇w L(α batch)⟩\n((loss per unit w)²)",
 }
+ACC_LIMITS = (0.0, 100.0)  # accuracy panels never show below 0 % or above 100 %
+SEED_LINE: dict[str, Any] = {"linewidth": 0.8, "alpha": 0.35}  # stability: one thin, faint line per seed
+MEAN_LINE: dict[str, Any] = {"linewidth": 2.5, "marker": "."}  # stability: the thick mean line over seeds
 TITLE_WIDTH = 48  # characters per line of a panel title
 MAX_EDGE_COLUMNS = 7  # α trajectories: a DARTS cell's 14 edges wrap into two rows
 # One colour per operation in every figure: the 10 ops of both spaces are tab10's 10 colours.
@@ -74,9 +81,12 @@ OP_COLOURS = {
 def stability_figure(df: pd.DataFrame) -> Figure:
     """Paper Figure 1: per dataset, the derived cell's benchmark test accuracy per epoch.
 
-    One panel per dataset; one line per series label (mean over seeds) with a ±1 sample-std band
-    (ddof=1) where at least two seeds report. A dataset whose benchmark column is all NaN (e.g.
-    the DARTS space) shows the supernet's ``valid_acc`` instead, and the y label says so.
+    One panel per dataset. Per series label, in the series' colour: a thin, faint line per trial
+    (seed) with its own values, and a thick line with the mean over the trials reporting at each
+    epoch (the one in the legend). No ± std band: the seeds themselves show the spread, which
+    may be bimodal. The y axis is clipped to [0, 100] %. A dataset whose benchmark column is all
+    NaN (e.g. the DARTS space) shows the supernet's ``valid_acc`` instead, and the y label says
+    so.
     """
     title = "Stability of the searched architecture (paper Figure 1)"
     frame = _labelled(df)
@@ -95,17 +105,27 @@ def stability_figure(df: pd.DataFrame) -> Figure:
             value, ylabel = R.VALID_ACC, "supernet valid accuracy (%)\n(no NAS-Bench-201 value)"
             name = f"{R.VALID_ACC} ({column} all NaN)"
         _label(ax, EPOCH_AXIS, ylabel, f"{dataset}: {name}")
-        _series_lines(ax, rows, value, colours, why=f"{column} and {R.VALID_ACC} all NaN")
+        _series_lines(
+            ax, rows, value, colours, why=f"{column} and {R.VALID_ACC} all NaN", per_seed=True
+        )
+        low, high = ax.get_ylim()
+        ax.set_ylim(max(low, ACC_LIMITS[0]), min(high, ACC_LIMITS[1]))
     return fig
 
 
-def alpha_trajectories_figure(df: pd.DataFrame, trial_ids: Sequence[str] | None = None) -> Figure:
+def alpha_trajectories_figure(
+    df: pd.DataFrame, trial_ids: Sequence[str] | None = None, *, shared_y: bool = True
+) -> Figure:
     """Paper Figure A-1: activated α per op over epochs, one subplot per edge.
 
     One block of subplots per trial (a row titled with its series label and seed): the normal
     cell's edges, then (DARTS) the reduction cell's; one line per op, op names in the block's
     legend. By default the first trial (lowest seed, then trial_id) of every series label;
     ``trial_ids`` picks trials instead, in that order (an unknown id raises ``ValueError``).
+
+    With ``shared_y`` (the default) every panel of the figure has the same y limits (the range
+    of all drawn α plus a 5 % margin), so a difference of 0.01 looks as small on one edge as on
+    another; ``shared_y=False`` lets each panel scale to its own data.
     """
     title = "Activated α per operation over the search (paper Figure A-1)"
     frame = _labelled(df)
@@ -134,6 +154,10 @@ def alpha_trajectories_figure(df: pd.DataFrame, trial_ids: Sequence[str] | None 
     ):
         subfig.suptitle(f"{trial.series}, seed {trial.seed} (trial {trial.trial_id})")
         _trajectory_block(subfig, block, height, ncols)
+    if shared_y:
+        limits = _padded(float(long["weight"].min()), float(long["weight"].max()))
+        for ax in fig.axes:
+            ax.set_ylim(*limits)
     return fig
 
 
@@ -430,13 +454,30 @@ def _no_data_figure(title: str, why: str, xlabel: str, ylabel: str) -> Figure:
     return fig
 
 
+def _padded(low: float, high: float, margin: float = 0.05) -> tuple[float, float]:
+    """(low, high) widened by ``margin`` of the span on each side (±``margin`` if no span)."""
+    pad = (high - low) * margin or margin * max(abs(low), abs(high), 1.0)
+    return low - pad, high + pad
+
+
 def _series_lines(
-    ax: Axes, frame: pd.DataFrame, value: str, colours: dict[str, tuple[float, ...]], why: str
+    ax: Axes,
+    frame: pd.DataFrame,
+    value: str,
+    colours: dict[str, tuple[float, ...]],
+    why: str,
+    *,
+    per_seed: bool = False,
 ) -> None:
-    """Per series label: the mean over trials of ``value`` per epoch, with a ±1 sample-std band
-    (ddof=1) at epochs where ≥2 trials have a value. NaN values are ignored; a series without
-    any value is not drawn. With nothing to draw, the panel says ``no data: why``."""
-    data = frame[[SERIES, R.EPOCH, value]].dropna() if value in frame else frame.iloc[:0]
+    """Per series label: the mean over trials of ``value`` per epoch. With ``per_seed``, first a
+    thin line per trial (``SEED_LINE``, in the series' colour, label ``_<series> seed <seed>
+    (trial <trial_id>)`` so the legend leaves it out), then the mean as a thick line
+    (``MEAN_LINE``) and no band; otherwise the mean with a ±1 sample-std band (ddof=1) at epochs
+    where ≥2 trials have a value. NaN values are ignored; a series without any value is not
+    drawn. With nothing to draw, the panel says ``no data: why``."""
+    keys = [c for c in ("experiment", "trial_id", "seed") if c in frame]
+    data = frame[[SERIES, R.EPOCH, value, *keys]] if value in frame else frame.iloc[:0]
+    data = data[data[value].notna()] if value in data else data
     if data.empty:
         _no_data(ax, why)
         return
@@ -444,12 +485,33 @@ def _series_lines(
         stats = rows.groupby(R.EPOCH)[value].agg(["mean", "std", "count"]).sort_index()
         x = stats.index.to_numpy(dtype=np.float64)
         colour = colours.get(str(label))
+        if per_seed:
+            _seed_lines(ax, rows, value, str(label), colour)
+            ax.plot(x, stats["mean"].to_numpy(), color=colour, label=str(label), **MEAN_LINE)
+            continue
         ax.plot(x, stats["mean"].to_numpy(), marker=".", color=colour, label=str(label))
         if (stats["count"] >= 2).any():
             half = stats["std"].where(stats["count"] >= 2).to_numpy(dtype=np.float64)
             low, high = stats["mean"].to_numpy() - half, stats["mean"].to_numpy() + half
             ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
     ax.legend(fontsize="small")
+
+
+def _seed_lines(
+    ax: Axes, rows: pd.DataFrame, value: str, label: str, colour: tuple[float, ...] | None
+) -> None:
+    """A thin line per trial of one series (by seed, then trial id): ``value`` per epoch."""
+    trial_keys = [c for c in ("experiment", "trial_id") if c in rows]
+    groups = rows.groupby(trial_keys, sort=False) if trial_keys else [((), rows)]
+    trials = []
+    for key, one in groups:
+        seed = one["seed"].iloc[0] if "seed" in one else pd.NA
+        trial_id = one["trial_id"].iloc[0] if "trial_id" in one else ""
+        trials.append((pd.isna(seed), 0 if pd.isna(seed) else seed, str(trial_id), str(key), one))
+    for _, seed, trial_id, _, one in sorted(trials, key=lambda t: t[:4]):
+        one = one.sort_values(R.EPOCH)
+        ax.plot(one[R.EPOCH].to_numpy(dtype=np.float64), one[value].to_numpy(dtype=np.float64),
+                color=colour, label=f"_{label} seed {seed} (trial {trial_id})", **SEED_LINE)
 
 
 def _trajectory_block(subfig: SubFigure, block: pd.DataFrame, nrows: int, ncols: int) -> None:

@@ -129,22 +129,66 @@ def test_stability_panels_legends_and_labels(frame) -> None:
     render(fig)
 
 
-def test_stability_plots_the_mean_with_a_band_only_for_two_seeds(frame) -> None:
+def series_lines(ax, label: str) -> tuple[object, list]:
+    """The thick mean line of a series and its thin per-seed lines (same colour, label
+    ``_<series> seed ...``, hidden from the legend), seeds in drawing order."""
+    (mean,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+    seeds = [ln for ln in ax.get_lines() if ln.get_label().startswith(f"_{label} seed ")]
+    return mean, seeds
+
+
+def seed_values(df: pd.DataFrame, trial_id: str) -> np.ndarray:
+    """One trial's benchmark accuracy per epoch, by hand from the written rows."""
+    rows = df[df.trial_id == trial_id].sort_values("epoch")
+    return rows["bench_cifar10_test"].to_numpy(dtype=float)
+
+
+def test_stability_draws_each_seed_thin_and_the_mean_thick_without_a_band(frame) -> None:
     cifar10, digits = stability_figure(frame).axes
-    darts = np.array([BENCH["d0"], BENCH["d1"]])
-    assert np.allclose(line(digits, "DARTS"), darts.mean(axis=0))
-    assert np.allclose(line(digits, "Single-DARTS"), BENCH["s0"])
-    assert np.allclose(
-        line(cifar10, "Single-DARTS"), np.mean([BENCH_C10["c0"], BENCH_C10["c1"]], 0)
-    )
-    assert len(bands(digits)) == 1  # DARTS has two seeds, Single-DARTS one
-    assert len(bands(cifar10)) == 1
-    ys = bands(digits)[0].get_paths()[0].vertices[:, 1]
-    std = darts.std(axis=0, ddof=1)
-    assert math.isclose(ys.min(), (darts.mean(0) - std).min())
-    assert math.isclose(ys.max(), (darts.mean(0) + std).max())
-    one_seed = frame[frame.trial_id.isin(["s0", "c0"])]
-    assert all(len(bands(ax)) == 0 for ax in stability_figure(one_seed).axes)
+    expected = {
+        (digits, "DARTS"): ["d0", "d1"],
+        (digits, "Single-DARTS"): ["s0"],
+        (cifar10, "Single-DARTS"): ["c0", "c1"],
+    }
+    for ax in (cifar10, digits):
+        assert bands(ax) == []  # no mean ± std band any more
+        drawn = [k for k in expected if k[0] is ax]
+        assert len(ax.get_lines()) == sum(len(expected[k]) + 1 for k in drawn)
+    for (ax, label), trials in expected.items():
+        mean, seeds = series_lines(ax, label)
+        assert len(seeds) == len(trials)  # one thin line per seed, plus the mean
+        by_hand = np.array([seed_values(frame, t) for t in trials])
+        for seed_line, values in zip(seeds, by_hand, strict=True):
+            assert np.allclose(seed_line.get_xdata(), [1, 2, 3])
+            assert np.allclose(seed_line.get_ydata(), values)
+            assert seed_line.get_color() == mean.get_color()
+            assert seed_line.get_linewidth() < mean.get_linewidth()
+            assert seed_line.get_alpha() is not None and seed_line.get_alpha() < 1
+        assert np.allclose(mean.get_ydata(), by_hand.mean(axis=0))
+    # The hand values are the numbers the trials were written with.
+    assert np.allclose(series_lines(digits, "DARTS")[1][1].get_ydata(), BENCH["d1"])
+    assert legend(digits) == ["DARTS", "Single-DARTS"]  # seed lines stay out of the legend
+
+
+def test_stability_bimodal_seeds_stay_within_0_and_100(tmp_path) -> None:
+    """One seed near 10 %, one near 90 % (touching 0 and 100): the old mean ± std band ran
+    outside [0, 100]; now the y limits stay inside and the seeds show the two modes."""
+    low, high = [10.0, 0.0, 10.0], [90.0, 100.0, 90.0]
+    trials = [
+        TrialSpec(t, SINGLE.replace(seed=seed), [
+            record(e, bench={"cifar10_test": values[e - 1]}) for e in (1, 2, 3)])
+        for t, seed, values in (("lo", 0, low), ("hi", 1, high))
+    ]
+    write_study(tmp_path, "bimodal", trials)
+    df = load_results(tmp_path)
+    (ax,) = stability_figure(df).axes
+    bottom, top = ax.get_ylim()
+    assert 0.0 <= bottom <= top <= 100.0
+    assert (bottom, top) == (0.0, 100.0)  # every seed's value is still in view
+    assert bands(ax) == []
+    mean, seeds = series_lines(ax, "Single-DARTS")
+    assert [list(s.get_ydata()) for s in seeds] == [low, high]
+    assert np.allclose(mean.get_ydata(), [50.0, 50.0, 50.0])
 
 
 def test_stability_falls_back_to_supernet_accuracy_without_benchmark(darts_frame) -> None:
@@ -178,6 +222,48 @@ def test_alpha_trajectories_chosen_trials(frame) -> None:
     assert titles == ["Single-DARTS, seed 0 (trial s0)", "DARTS, seed 1 (trial d1)"]
     with pytest.raises(ValueError, match="nope"):
         alpha_trajectories_figure(frame, trial_ids=["nope"])
+
+
+def edge_scaled_frame(root) -> pd.DataFrame:
+    """Two trials whose α moves by a different amount on every edge: by 0.01 per epoch on
+    edge 0, up to 0.1 per epoch on edge 5 (trial b twice as much)."""
+    def weights(scale: float, epoch: int) -> list[list[float]]:
+        return [nb201_alpha(0, 0.2 + scale * step * epoch).pop() for step in
+                (0.01, 0.02, 0.04, 0.06, 0.08, 0.1)]
+
+    specs = [
+        TrialSpec(t, cfg.replace(seed=0), [record(e, alpha=weights(scale, e)) for e in (1, 2)])
+        for t, cfg, scale in (("a", SINGLE, 1.0), ("b", DARTS, 2.0))
+    ]
+    write_study(root, "scaled", specs)
+    return load_results(root)
+
+
+def test_alpha_trajectories_share_one_y_scale_by_default(tmp_path) -> None:
+    df = edge_scaled_frame(tmp_path)
+    fig = alpha_trajectories_figure(df)
+    assert len(fig.axes) == 12  # two trials x six edges
+    limits = {ax.get_ylim() for ax in fig.axes}
+    assert len(limits) == 1
+    (bottom, top), = limits
+    drawn = np.concatenate([ln.get_ydata() for ax in fig.axes for ln in ax.get_lines()])
+    assert bottom < drawn.min() and drawn.max() < top  # every value in view
+    # By hand: on trial b, edge 5, epoch 2, α runs from (1 - 0.6) / 4 = 0.1 (the other ops)
+    # to 0.2 + 2 * 0.1 * 2 = 0.6 (the favourite op).
+    assert math.isclose(drawn.min(), 0.1) and math.isclose(drawn.max(), 0.6)
+    assert math.isclose(bottom, 0.1 - 0.025) and math.isclose(top, 0.6 + 0.025)  # 5 % margin
+    assert top - bottom < 1.0  # a 5 % margin, not a fixed [0, 1]
+    render(fig)
+
+
+def test_alpha_trajectories_free_y_scale_per_panel(tmp_path) -> None:
+    df = edge_scaled_frame(tmp_path)
+    fig = alpha_trajectories_figure(df, shared_y=False)
+    limits = [ax.get_ylim() for ax in fig.axes]
+    assert len(set(limits)) > 1
+    spans = [top - bottom for bottom, top in limits]
+    # Edge 0 of trial a spans 0.195..0.22 and fills its own panel; edge 5 of trial b 0.1..0.6.
+    assert min(spans) < 0.05 < 0.5 < max(spans)
 
 
 def test_alpha_trajectories_darts_has_a_reduce_block(darts_frame) -> None:

@@ -304,3 +304,132 @@ def test_darts_genotypes_count_the_normal_cell() -> None:
     assert count_param_free(None, "nb201") is None
     with pytest.raises(ValueError):
         count_param_free("|bogus~0|", "nb201")
+
+
+def test_ablation_titles_name_the_axis_and_the_paper_table_only_on_its_settings(
+        tmp_path) -> None:
+    """Table 4's data modes at the paper's settings call themselves paper Table 4; the same
+    modes after 2 epochs are an ablation over the data mode, and the notes say why not."""
+    modes = [DARTS.replace(arch_data="split"), DARTS.replace(arch_data="same"),
+             SINGLE.replace(activation="softmax", arch_weight_decay=1e-3)]
+    paper = [m.replace(w_optimizer="sgd", w_lr=0.005, arch_optimizer="sgd", arch_lr=0.005,
+                       dataset="cifar10") for m in modes]
+    for name, configs in (("paper", paper), ("short", [c.replace(epochs=2) for c in paper])):
+        trials = [TrialSpec(f"{name}{i}", c, [record(1, bench={"cifar10_test": 50.0 + i})])
+                  for i, c in enumerate(configs)]
+        write_study(tmp_path / name, name, trials)
+    table = ablation_table(load_results(tmp_path / "paper"), "data_mode")
+    assert table.title.startswith("Ablation: data mode (paper Table 4): ")
+    assert any("settings match paper Table 4" in note for note in table.notes)
+    short = ablation_table(load_results(tmp_path / "short"), "data_mode")
+    assert short.title.startswith("Ablation: data mode: ") and "paper" not in short.title
+    assert "not paper Table 4's settings: epochs=2 (paper: 50)." in short.notes
+    # the same rows, either way: only the title and notes differ
+    assert short.stats["mean"].tolist() == table.stats["mean"].tolist() == [50.0, 51.0, 52.0]
+
+
+def test_ablation_lr_is_table_5a_only_with_sgd_and_the_papers_lrs(tmp_path) -> None:
+    """Table 5a: SGD for α, learning rates among 0.001 / 0.005 / 0.025."""
+    def lr_rows(lrs, arch_optimizer="sgd"):
+        return [DARTS.replace(w_optimizer="sgd", w_lr=lr, w_lr_min=lr / 25,
+                              arch_optimizer=arch_optimizer, arch_lr=lr, dataset="cifar10")
+                for lr in lrs]
+
+    cases = {"a": lr_rows((0.001, 0.025)), "b": lr_rows((0.001, 0.01)),
+             "c": lr_rows((0.001, 0.025), "adam")}
+    for name, configs in cases.items():
+        trials = [TrialSpec(f"{name}{i}", c.replace(w_lr_min=0.00004),
+                            [record(1, bench={"cifar10_test": 60.0})])
+                  for i, c in enumerate(configs)]
+        write_study(tmp_path / name, name, trials)
+    titles = {n: ablation_table(load_results(tmp_path / n), "lr") for n in cases}
+    assert titles["a"].title.startswith("Ablation: learning rate (paper Table 5a): ")
+    assert titles["b"].title.startswith("Ablation: learning rate: ")
+    assert "not paper Table 5a's settings: lr=0.01 (paper: 0.001 or 0.005 or 0.025)." in (
+        titles["b"].notes)
+    assert titles["c"].title.startswith("Ablation: learning rate: ")
+    assert "not paper Table 5a's settings: arch_optimizer=adam (paper: sgd)." in titles["c"].notes
+
+
+def test_collapse_table_counts_skip_pool_none_and_both_criteria(tmp_path) -> None:
+    # all-skip (skip-dominant and collapsed), 3 skip + 1 none (collapsed, not skip-dominant),
+    # HEALTHY (1 skip): per trial (n_skip, n_pool, n_none) = (6,0,0), (3,0,1)+... see below.
+    all_skip = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+    mixed = "|skip_connect~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|skip_connect~1|nor_conv_1x1~2|"
+    finals = {0: all_skip, 1: mixed, 2: HEALTHY}
+    trials = [TrialSpec(f"s{seed}", DARTS.replace(dataset="cifar10", seed=seed),
+                        [record(1, genotype=g)]) for seed, g in finals.items()]
+    write_study(tmp_path, "c", trials)
+    table = collapse_table(load_results(tmp_path))
+    stats = table.stats.set_index("metric")
+    expected = {  # per trial: all_skip, mixed, HEALTHY
+        "n_skip": [6.0, 3.0, 1.0], "n_pool": [0.0, 1.0, 0.0], "n_none": [0.0, 1.0, 0.0],
+        "n_param_free": [6.0, 5.0, 1.0], "collapsed": [1.0, 1.0, 0.0],
+        "skip_dominant": [1.0, 0.0, 0.0],
+    }
+    for metric, values in expected.items():
+        mean, std = sample_mean_std(values)
+        assert stats.loc[metric, "mean"] == pytest.approx(mean), metric
+        assert stats.loc[metric, "std"] == pytest.approx(std), metric
+    assert "n_skip" in table.cells().columns[2] or "n_skip" in " ".join(table.cells().columns)
+    notes = " ".join(table.notes)
+    assert "collapsed 54.4 %" in notes and "skip_dominant 1.7 %" in notes
+
+
+def test_base_rates_over_the_shipped_table_equal_an_independent_count() -> None:
+    """Enumerate all 5^6 NAS-Bench-201 cells independently of the shipped table."""
+    from itertools import product
+
+    from analysis.collapse import nb201_base_rates
+
+    ops = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    cells = list(product(ops, repeat=6))
+    assert len(cells) == 15625
+    free = sum(sum(op in ("none", "skip_connect", "avg_pool_3x3") for op in c) > 3 for c in cells)
+    skip = sum(sum(op == "skip_connect" for op in c) > 3 for c in cells)
+    # by hand: sum_{k=4}^{6} C(6,k) 3^k 2^(6-k) = 4860 + 2916 + 729; C(6,k) 4^(6-k) = 240 + 24 + 1
+    assert (free, skip) == (8505, 265)
+    rates = nb201_base_rates()
+    assert rates == {"collapsed": 8505 / 15625, "skip_dominant": 265 / 15625}
+    assert round(100 * rates["collapsed"], 1) == 54.4
+
+
+def test_main_table_shows_the_papers_table_1_rows_only_when_asked(table1_root) -> None:
+    df = load_results(table1_root)
+    plain = main_table(df, benchmark=TableBenchmark())
+    assert not plain.stats["method"].str.endswith("(reported)").any()
+    assert not any("reported" in note for note in plain.notes)
+    table = main_table(df, benchmark=TableBenchmark(), with_reported=True)
+    methods = list(dict.fromkeys(table.stats["method"]))
+    assert methods == ["DARTS", "Single-DARTS", "RSPS (reported)", "DARTS (reported)",
+                       "GDAS (reported)", "SETN (reported)", "ENAS (reported)",
+                       "CDARTS (reported)", "DARTS- (reported)", "Single-DARTS (reported)",
+                       OPTIMAL]
+    gdas = cell(table, "GDAS (reported)", "imagenet16-120", "valid")
+    assert (gdas["mean"], gdas["std"]) == (41.70, 1.26) and pd.isna(gdas["trials"])
+    markdown = table.to_markdown()
+    assert "| CDARTS (reported) | 91.13 ± 0.44 | 94.02 ± 0.31 |" in markdown
+    assert any("Table 1" in note and "reported" in note for note in table.notes)
+    # our rows are untouched by the reported ones
+    assert cell(table, "DARTS", "cifar10", "test")["mean"] == pytest.approx(
+        sample_mean_std(FINAL[("DARTS", "cifar10")])[0])
+    latex = table.to_latex()
+    assert latex.count("\\midrule") == 3  # header, before the reported rows, before Optimal
+
+
+def test_a_field_set_from_the_axis_rides_along_and_is_named(tmp_path) -> None:
+    """lr rows whose w_lr_min scales with the lr (lr / 25), plus a 0.005 trial with w_lr_min
+    0.001 (another table's reference): the slice keeps the three scaled rows."""
+    def sgd(lr, lr_min):
+        return DARTS.replace(w_optimizer="sgd", w_lr=lr, w_lr_min=lr_min, arch_optimizer="sgd",
+                             arch_lr=lr, dataset="cifar10")
+
+    configs = {"r1": sgd(0.001, 0.00004), "r5": sgd(0.005, 0.0002), "r25": sgd(0.025, 0.001),
+               "ref": sgd(0.005, 0.001)}
+    values = {"r1": 10.0, "r5": 20.0, "r25": 30.0, "ref": 99.0}
+    write_study(tmp_path, "lr", [TrialSpec(k, c, [record(1, bench={"cifar10_test": values[k]})])
+                                 for k, c in configs.items()])
+    table = ablation_table(load_results(tmp_path), "lr")
+    assert table.stats["mean"].tolist() == [10.0, 20.0, 30.0]  # not the reference's 99
+    assert ("DARTS: w_lr_min varies with lr (0.001: 4e-05; 0.005: 0.0002; 0.025: 0.001)"
+            in table.notes)
