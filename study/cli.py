@@ -7,17 +7,19 @@
                    [--benchmark-dir DIR] [--name NAME] [--eager]
     study tune SPEC [--dry-run] [--storage URL] [--results DIR] [... the cluster options of run]
     study tables RESULTS [--table NAME] [--format markdown|latex|csv] [--experiment NAME ...]
-                         [--benchmark-dir DIR] [--skip-bad-files]
+                         [--benchmark-dir DIR] [--with-reported] [--skip-bad-files]
     study plots RESULTS --out DIR [--experiment NAME ...] [--skip-bad-files]
     study compact RESULTS [--experiment NAME ...]
 
-GRID is a registered grid name (``study grids``) or a TOML grid file; RESULTS is a ``--results``
+GRID is a registered grid name (``study grids``) or a TOML grid file (the experiment is named by
+``--name``, else the file's ``name`` key, else the file's stem); RESULTS is a ``--results``
 folder of ``study run`` (or its ``parquet`` subfolder, or an ``s3://`` URI). Every input is
 validated before Ray starts or anything is written; a bad one exits with status 2 and a message
 naming it. ``tables``, ``plots`` and ``compact`` import neither Ray nor torch (they run on a base
 install: pandas, pyarrow, matplotlib); ``grids`` and ``run`` need the ``search`` and ``study``
 extras, and say so when they are missing. ``run --dry-run`` ends with the grid's estimated
-GPU-hours and wall time (``study.cost``).
+GPU-hours and wall time (``study.cost``). ``run`` (with or without ``--dry-run``) warns on stderr,
+before Ray starts, about settings ``study.checks`` flags (e.g. sigmoid with α weight decay).
 """
 
 from __future__ import annotations
@@ -129,6 +131,12 @@ def _parser() -> argparse.ArgumentParser:
     tables.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
     tables.add_argument("--benchmark-dir", default=None, help="NATS-Bench tss fast-mode folder "
                         "(for the Optimal row's valid columns)")
+    tables.add_argument(
+        "--with-reported",
+        action="store_true",
+        help="the main table also shows the rows the paper's Table 1 prints (other methods and "
+        "Single-DARTS as reported), marked '(reported)'",
+    )
     tables.set_defaults(handler=_tables)
     plots = sub.add_parser("plots", help="write the paper's figures (PNG) from a results folder")
     _results_arguments(plots)
@@ -218,7 +226,8 @@ def _tables(args: argparse.Namespace) -> int:
     df = _load(args, alphas=False)  # tables need no α
     names = None if args.table == "all" else [args.table]
     tuning = store.read_tuning(args.results, args.experiment)  # study tune's sidecars
-    tables = paper_tables(df, names, args.benchmark_dir, tuning=tuning)
+    tables = paper_tables(df, names, args.benchmark_dir, tuning=tuning,
+                          with_reported=args.with_reported)
     rendered = [t.render(args.format) for t in tables]
     separator = "\n" if args.format == "csv" else "\n\n"
     print(separator.join(text.rstrip("\n") for text in rendered))
@@ -273,7 +282,12 @@ def _run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         benchmark_dir=args.benchmark_dir,
     )
-    experiment = check_experiment_name(args.name or Path(args.grid).stem)
+    experiment = check_experiment_name(args.name or _grid_name(args.grid))
+    from study.checks import sigmoid_none_warning
+
+    warning = sigmoid_none_warning(configs)
+    if warning:
+        print(f"study: warning: {warning}", file=sys.stderr)
     if not args.dry_run and (args.gpus is not None or args.calibration is not None):
         raise ValueError(
             "--gpus and --calibration only shape the cost estimate of --dry-run; add --dry-run, "
@@ -292,6 +306,20 @@ def _run(args: argparse.Namespace) -> int:
     from study.execute import run_experiment
 
     return run_experiment(configs, options, experiment)
+
+
+def _grid_name(grid: str) -> str:
+    """The experiment name of ``study run GRID``: a registered grid's name; for a TOML grid
+    file, its ``name`` key, else the file's stem."""
+    from study.grids import GRIDS
+
+    if grid in GRIDS or not grid.endswith(".toml"):
+        return Path(grid).stem
+    from study.grid_files import read_toml
+
+    _, doc = read_toml(grid, "grid file")  # build_grid has checked the file and its name key
+    name = doc.get("name")
+    return name if isinstance(name, str) and name else Path(grid).stem
 
 
 def _tune(args: argparse.Namespace) -> int:

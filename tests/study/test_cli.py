@@ -191,3 +191,49 @@ def test_without_address_a_new_local_cluster_starts_even_if_one_runs_here() -> N
 
     assert ray_init_kwargs(RunOptions())["address"] == "local"
     assert ray_init_kwargs(RunOptions(address="10.0.0.1:6379")) == {"address": "10.0.0.1:6379"}
+
+
+def test_tables_with_reported_adds_the_papers_rows_only_with_the_flag(tmp_path, capsys) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "analysis"))  # the results builders
+    from builders import HEALTHY, TrialSpec, record, write_study
+
+    from trainables.config import SearchConfig
+
+    config = SearchConfig(space="nb201", dataset="cifar10", level="bi", epochs=2)
+    trial = TrialSpec("t0", config, [record(1, genotype=HEALTHY, bench={"cifar10_test": 88.0})])
+    write_study(tmp_path / "res" / "parquet", "x", [trial])
+    assert main(["tables", str(tmp_path / "res"), "--table", "main"]) == 0
+    plain = capsys.readouterr().out
+    assert "| DARTS | n/a | 88.00 | 1 |" in plain and "(reported)" not in plain
+    assert main(["tables", str(tmp_path / "res"), "--table", "main", "--with-reported"]) == 0
+    out = capsys.readouterr().out
+    assert "| DARTS | n/a | 88.00 | 1 |" in out
+    assert "| GDAS (reported) | 90.00 ± 0.21 | 93.51 ± 0.13 |  |" in out
+    assert "| Single-DARTS (reported) | 91.55 ± 0.00 | 94.36 ± 0.00 |  |" in out
+    assert "Table 1" in out
+
+
+def test_a_grid_files_name_key_names_the_experiment_and_name_overrides_it(
+        tmp_path, capsys) -> None:
+    grid = _write(tmp_path, tiny_toml("from-key", 1, '[axes]\nlevel = ["single"]\n'),
+                  name="file-stem.toml")
+    assert main(["run", str(grid), "--dry-run"]) == 0
+    assert "1 trials in experiment 'from-key'" in capsys.readouterr().out
+    assert main(["run", str(grid), "--dry-run", "--name", "mine"]) == 0
+    assert "1 trials in experiment 'mine'" in capsys.readouterr().out
+    nameless = _write(tmp_path, TINY_GRID.replace('name = "tiny"\n', ""), name="stem.toml")
+    assert main(["run", str(nameless), "--dry-run"]) == 0
+    assert "trials in experiment 'stem'" in capsys.readouterr().out
+
+
+def test_dry_run_warns_once_about_sigmoid_with_alpha_weight_decay(tmp_path, capsys) -> None:
+    sigmoid = _write(tmp_path, tiny_toml("sig", 1, '[axes]\nactivation = ["sigmoid"]\n'
+                                          "seed = [0, 1]\n"), name="sig.toml")
+    assert main(["run", str(sigmoid), "--dry-run"]) == 0  # default arch_weight_decay 1e-3
+    err = capsys.readouterr().err
+    assert err.count("study: warning: ") == 1
+    assert "2 NAS-Bench-201 trials" in err and "arch_weight_decay" in err
+    softmax = _write(tmp_path, tiny_toml("soft", 1, '[axes]\nactivation = ["softmax"]\n'),
+                     name="soft.toml")
+    assert main(["run", str(softmax), "--dry-run"]) == 0
+    assert "warning" not in capsys.readouterr().err
