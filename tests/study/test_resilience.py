@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from ray_processes import kill_processes_mentioning, subprocess_env
 from tiny_specs import tiny_toml
 
@@ -238,6 +239,7 @@ finally:
 '''
 
 
+@pytest.mark.slow
 def test_trials_spread_over_nodes_and_survive_losing_their_node(tmp_path, ray_tmpdir) -> None:
     """A simulated 3-node cluster (head without CPUs, two 1-CPU workers), run as a script in a
     subprocess so it never meets the session's ``ray_local`` cluster."""
