@@ -82,6 +82,13 @@ def git_revision(directory: str | os.PathLike | None = None) -> str | None:
     return revision or None
 
 
+# experiment -> results root of the writer the running command built (this process only). On a
+# rerun, ``Tuner.restore`` unpickles the first run's writer with the first run's root; the
+# restored writer takes the current command's root from here instead (see __setstate__), so a
+# copied or moved results folder, or one mounted at another path, gets the rerun's rows.
+_CURRENT_ROOTS: dict[str, str] = {}
+
+
 class ParquetResultsWriter(tune.Callback):
     """Ray Tune callback writing one row per reported result to ``root/experiment=<name>/``.
 
@@ -89,19 +96,27 @@ class ParquetResultsWriter(tune.Callback):
     only ever writes inside its own experiment folder (created, with ``root``, if missing).
     Malformed results (a missing field, a value of the wrong type) become nulls with a logged
     warning; they never raise inside the Tune loop.
+
+    Its location always comes from the current command: constructing a writer registers its
+    root for its experiment in this process, and a writer unpickled from an earlier run's saved
+    state (``Tuner.restore``) writes to that registered root, not to the one it was saved with.
     """
 
     def __init__(self, root: str | os.PathLike, experiment: str, *, flush_every: int = 50) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every={flush_every} must be >= 1")
-        self.root = os.fspath(root)
         self.experiment = store.check_experiment_name(experiment)
         self.flush_every = flush_every
-        self._fs, base = store.resolve_location(self.root)
-        self.directory = store.experiment_dir(base, experiment)
+        self._locate(os.fspath(root))
+        _CURRENT_ROOTS[self.experiment] = self.root
         self._schema = store.results_schema()
         self._buffer: list[dict[str, Any]] = []
         self._started = False
+
+    def _locate(self, root: str) -> None:
+        self.root = root
+        self._fs, base = store.resolve_location(root)
+        self.directory = store.experiment_dir(base, self.experiment)
 
     # ------------------------------------------------------------------ Tune callback hooks
     def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
@@ -148,7 +163,7 @@ class ParquetResultsWriter(tune.Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._schema = store.results_schema()
-        self._fs, _ = store.resolve_location(self.root)
+        self._locate(_CURRENT_ROOTS.get(self.experiment, self.root))
 
     # ------------------------------------------------------------------ rows and files
     def _row(self, trial, result: dict[str, Any]) -> dict[str, Any]:

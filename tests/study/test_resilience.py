@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,8 +34,10 @@ KILL_GRID = tiny_toml(
 
 
 # ---------------------------------------------------------------------- helpers
-def _study_cmd(grid: Path, name: str) -> list[str]:
-    return [sys.executable, "-m", "study.cli", "run", str(grid), "--results", "res", "--name", name]
+def _study_cmd(grid: Path, name: str, results: str = "res") -> list[str]:
+    return [
+        sys.executable, "-m", "study.cli", "run", str(grid), "--results", results, "--name", name
+    ]
 
 
 def _results_or_none(root: Path, experiment: str) -> pd.DataFrame | None:
@@ -74,6 +77,10 @@ def _finished(frame: pd.DataFrame | None, experiment_dir: Path) -> set[str]:
 def test_killed_driver_resumes_and_writes_every_trial_epoch_exactly_once(
     tmp_path, ray_tmpdir
 ) -> None:
+    """SIGKILL the driver once a trial has finished, copy the results folder (as a user moving
+    it to other storage would), rerun the same command on the copy: the copy ends with every
+    trial epoch exactly once and the original folder is left as the kill left it (the rerun's
+    writer takes its folder from the command, not from Tune's saved state)."""
     grid = tmp_path / "grid.toml"
     grid.write_text(KILL_GRID)
     parquet = tmp_path / "res" / "parquet"
@@ -112,9 +119,12 @@ def test_killed_driver_resumes_and_writes_every_trial_epoch_exactly_once(
     assert finished
     assert len(finished) < 4, "every trial had finished before the kill; nothing to resume"
     stamps = before[before["trial_id"].isin(finished)].set_index(["trial_id", "epoch"])
+    original_parts = sorted(p.name for p in (parquet / "experiment=kill").iterdir())
+    shutil.copytree(tmp_path / "res", tmp_path / "copy")
+    parquet = tmp_path / "copy" / "parquet"
 
     rerun = subprocess.run(
-        _study_cmd(grid, "kill"),
+        _study_cmd(grid, "kill", results="copy"),
         cwd=tmp_path,
         env=env,
         text=True,
@@ -142,6 +152,9 @@ def test_killed_driver_resumes_and_writes_every_trial_epoch_exactly_once(
         kept["reported_at"].sort_index(), stamps["reported_at"].sort_index()
     )
     assert (kept["attempt"] == 0).all()
+    # The original folder is as the kill left it: no rerun row went there.
+    assert sorted(p.name for p in (tmp_path / "res" / "parquet" / "experiment=kill").iterdir()) \
+        == original_parts
     print(
         f"{len(finished)} trial(s) had finished before the kill; Tuner.restore resumed the others "
         f"(attempts after the rerun: {after.groupby('trial_id')['attempt'].max().to_dict()})"

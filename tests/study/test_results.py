@@ -187,3 +187,26 @@ def test_writer_and_reader_work_through_a_filesystem_uri(tmp_path) -> None:
     restored = pickle.loads(pickle.dumps(writer))  # Tune pickles callbacks with its state
     restored.on_trial_result(0, [trial], trial, {R.EPOCH: 3, R.TRAIN_LOSS: 1.5})
     assert load_results(uri, experiments=["uri"])[R.EPOCH].tolist() == [1, 2, 3]
+
+
+def test_a_restored_writer_writes_where_the_current_command_says(tmp_path) -> None:
+    """Tuner.restore unpickles the first run's writer (its saved root: folder A). When the
+    rerun's command built its writer on folder B (a copied or moved folder), the restored one
+    writes into B and leaves A alone."""
+    import pickle
+
+    class OneTrial:
+        trial_id = "t1"
+        num_failures = 1
+        config = BASE.to_dict()
+
+    first = ParquetResultsWriter(tmp_path / "A", "k")
+    saved = pickle.dumps(first)  # what Tune keeps in the experiment's tuner.pkl
+    ParquetResultsWriter(tmp_path / "B", "k")  # the rerun's command, on the copy
+    restored = pickle.loads(saved)
+    assert restored.root == str(tmp_path / "B")
+    restored.setup()
+    restored.on_trial_result(0, [], OneTrial(), {R.EPOCH: 2, R.TRAIN_LOSS: 1.0})
+    restored.on_trial_complete(0, [], OneTrial())
+    assert len(list((tmp_path / "B" / "experiment=k").glob("part-*.parquet"))) == 1
+    assert not list(tmp_path.glob("A/experiment=k/part-*"))
