@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from trainables import records as R
-from trainables.config import FIELD_DOCS, FIELD_TYPES, SearchConfig
+from trainables.config import ADDED_FIELDS, FIELD_DOCS, FIELD_TYPES, SearchConfig
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class ResultFormat:
 # the tuning columns and the SearchConfig fields below came later. A config field added later has
 # a default that means what every search before it did, so older files read with that default
 # (not null): their rows keep their meaning and group with new rows of the same search.
-ADDED_CONFIG_FIELDS = ("data_fraction", "data_fraction_seed", "train_pool", "genotype_none")
+ADDED_CONFIG_FIELDS = ADDED_FIELDS
 _CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 SEARCH = ResultFormat(
     "search",

@@ -284,6 +284,10 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "train_pool": ("", f"single-level training pool: {' | '.join(TRAIN_POOLS)} (split = the train half)"),
     "genotype_none": ("", f"NB201 derivation: {' | '.join(GENOTYPE_NONE)} the 'none' op in the argmax"),
 }
+# Fields added after the first experiments: a trial config or a result file without them means
+# their default (what every search did before they existed). Every other field must be present
+# in a trial's config (``config_from_trial``).
+ADDED_FIELDS = ("data_fraction", "data_fraction_seed", "train_pool", "genotype_none")
 if tuple(FIELD_DOCS) != SearchConfig.field_names():
     raise RuntimeError("trainables.config: FIELD_DOCS must list every SearchConfig field in order")
 
@@ -319,6 +323,20 @@ def _check_type(name: str, value: Any) -> None:
     if wrong_bool or not isinstance(value, allowed):
         expected = base.__name__ + (" | None" if nullable else "")
         raise ValueError(f"{name}={value!r} has type {type(value).__name__}; expected {expected}")
+
+
+def config_from_trial(values: dict[str, Any]) -> SearchConfig:
+    """The SearchConfig of a trial's config dict, which must name every field except the
+    ``ADDED_FIELDS``: a trial whose config lost its grid entry (e.g. Tune restoring a damaged
+    experiment state with an empty config) must fail, never run a default search."""
+    missing = [n for n in SearchConfig.field_names() if n not in values and n not in ADDED_FIELDS]
+    if missing:
+        raise ValueError(
+            f"trial config lacks SearchConfig field(s) {missing} (got {sorted(values) or 'none'}):"
+            " a trial runs only the search its grid entry names, never a default one; if the "
+            "experiment state is damaged, rerun as a new experiment (another --name)"
+        )
+    return SearchConfig.from_dict(values)
 
 
 def config_key(config: SearchConfig) -> str:

@@ -22,7 +22,7 @@ import ray
 import torch
 from ray import tune
 
-from trainables.config import SearchConfig
+from trainables.config import config_from_trial
 from trainables.search import Search
 
 FAIL_ONCE_AT_EPOCH = "_test_fail_once_at_epoch"
@@ -60,7 +60,7 @@ def search_trainable(config: dict[str, Any], fast: bool | None = None) -> None:
     path of a GPU trial (``trainables.search``: None = the default, False = eager)."""
     fail_at = config.get(FAIL_ONCE_AT_EPOCH)
     objective_column = config.get(OBJECTIVE_COLUMN)
-    search_config = SearchConfig.from_dict(search_fields(config))
+    search_config = config_from_trial(search_fields(config))
     torch.set_num_threads(trial_threads())
     search = Search(search_config, trial_device(), fast=fast)
     checkpoint = tune.get_checkpoint()

@@ -189,3 +189,17 @@ def test_new_fields_keep_their_meaning_only_where_they_apply() -> None:
     with pytest.raises(ValueError, match="train_pool='full' changes nothing"):
         SearchConfig(dataset="cifar100", train_pool="full")
     assert SearchConfig(train_pool="full", genotype_none="exclude", data_fraction=0.5)
+
+
+def test_a_trial_config_must_name_every_field_but_the_added_ones() -> None:
+    """Trials of experiments started before a field existed lack it and get its default; any
+    other missing field is an error naming it."""
+    from trainables.config import ADDED_FIELDS, config_from_trial
+
+    full = SearchConfig(level="bi", seed=3).to_dict()
+    older = {k: v for k, v in full.items() if k not in ADDED_FIELDS}
+    assert config_from_trial(older) == SearchConfig(level="bi", seed=3)
+    with pytest.raises(ValueError, match=r"lacks SearchConfig field\(s\) \['level'\]"):
+        config_from_trial({k: v for k, v in full.items() if k != "level"})
+    with pytest.raises(ValueError, match="got none"):
+        config_from_trial({})

@@ -82,6 +82,17 @@ def test_crashed_trial_resumes_from_its_checkpoint_with_identical_results(
     assert FAIL_ONCE_AT_EPOCH not in final  # test-only key never reaches a record
 
 
+def test_a_trial_without_its_grid_entry_fails_instead_of_running_a_default_search(
+    ray_local, tmp_path
+) -> None:
+    """Tune restoring a damaged experiment state may start a trial with an empty config; the
+    trainable must refuse it (a default SearchConfig is valid and would run a full search)."""
+    results = _tuner(tmp_path, {"_grid_index": 0}, "empty").fit()
+    assert len(results.errors) == 1
+    message = str(results.errors[0])
+    assert "trial config lacks SearchConfig field(s)" in message and "'space'" in message
+
+
 def test_trainable_rejects_an_invalid_config_before_training(ray_local, tmp_path) -> None:
     space = {**BASE.to_dict(), "w_lr": -1.0}
     results = _tuner(tmp_path, space, "bad").fit()
