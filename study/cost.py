@@ -48,7 +48,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from trainables.config import LEVELS, ORDERS, SPACES, SearchConfig
+from trainables.config import HELD_OUT_FROM_TEST, LEVELS, ORDERS, SPACES, SearchConfig
 from trainables.datasets.imagenet import HELD_OUT_EVERY
 from trainables.sampling import steps_per_epoch
 
@@ -101,19 +101,14 @@ def dataset_shape(dataset: str) -> DatasetShape:
         ) from None
 
 
-# Datasets whose held-out half is carved out of their training set (train_pool='full' adds it
-# back); CIFAR-100 and ImageNet16-120 hold out test images (trainables.subsets).
-HELD_OUT_FROM_TRAIN = frozenset({"cifar10", "imagenet", "digits", "synthetic"})
-
-
 def pool_sizes(config: SearchConfig) -> tuple[int, int]:
     """(training pool, held-out split) of ``config`` in images, after ``train_pool`` and
     ``data_fraction`` (trainables.subsets; the class-balanced rounding is approximated by rounding
     the whole split, off by at most one image per class)."""
     shape = dataset_shape(config.dataset)
     train = shape.train
-    if config.train_pool == "full" and config.dataset in HELD_OUT_FROM_TRAIN:
-        train += shape.held_out
+    if config.train_pool == "full" and config.dataset not in HELD_OUT_FROM_TEST:
+        train += shape.held_out  # the held-out half comes back into the pool (trainables.subsets)
     fraction = config.data_fraction
     return max(1, round(train * fraction)), max(1, round(shape.held_out * fraction))
 

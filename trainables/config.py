@@ -34,6 +34,9 @@ from search_spaces.benchmark import BENCH_DATASETS
 # registry that implements it; tests/trainables/test_config.py checks that both sides agree.
 SPACES = ("nb201", "darts")  # search_spaces.SPACES
 DATASETS = (*BENCH_DATASETS, "imagenet", "digits", "synthetic")  # trainables.datasets
+# Datasets whose search split holds out *test* images, so their train half is the whole training
+# set (their readers set SearchDataset.held_out_from_train=False); the others carve it out of it.
+HELD_OUT_FROM_TEST = ("cifar100", "imagenet16-120")
 ACTIVATIONS = ("softmax", "sigmoid", "sigmoid*")  # search_spaces.activations
 STEMS = ("cifar", "imagenet")  # search_spaces.darts
 LEVELS = ("single", "bi")
@@ -184,7 +187,7 @@ class SearchConfig:
                 f"train_pool={self.train_pool!r} applies to level='single' only (bi-level takes "
                 "its α batches from the other half of the split); leave it at 'split'"
             )
-        if self.train_pool == "full" and self.dataset in ("cifar100", "imagenet16-120"):
+        if self.train_pool == "full" and self.dataset in HELD_OUT_FROM_TEST:
             raise ValueError(
                 f"train_pool='full' changes nothing for dataset={self.dataset!r}: its search "
                 "split holds out test images, so the train half already is the whole training "
