@@ -26,7 +26,7 @@ pandas and numpy are needed.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -215,20 +215,28 @@ def objective_value(rows: pd.DataFrame, column: str, rule: str, direction: str) 
     """The objective of one trial's rows (sorted by epoch): ``column`` at the last epoch
     (``rule`` = ``final``) or its max / min over the epochs per ``direction`` (``best``,
     non-finite epochs skipped); NaN when there is none (a non-finite value is none)."""
+    if column not in rows or rows.empty:
+        objective_of([], rule, direction)  # still refuses a bad rule or direction
+        return math.nan
+    values = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return objective_of(values.tolist(), rule, direction)
+
+
+def objective_of(values: Sequence[float | None], rule: str, direction: str) -> float:
+    """The objective rule on one sample's per-epoch values in epoch order: the last one
+    (``final``) or the max / min of the finite ones per ``direction`` (``best``); NaN when there
+    is none (a non-finite or missing value is none). ``study tune`` tells Optuna the same."""
     if rule not in (FINAL, BEST):
         raise ValueError(f"tuning objective epoch {rule!r}: use {FINAL!r} or {BEST!r}")
     if direction not in (MAX, MIN):
         raise ValueError(f"tuning direction {direction!r}: use {MAX!r} or {MIN!r}")
-    if column not in rows or rows.empty:
-        return math.nan
-    values = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    values = np.where(np.isfinite(values), values, np.nan)
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     if rule == FINAL:
-        return float(values[-1])
-    finite = values[~np.isnan(values)]
-    if not len(finite):
+        last = values[-1] if len(values) else None
+        return float(last) if last is not None and math.isfinite(last) else math.nan
+    if not finite:
         return math.nan
-    return float(finite.max() if direction == MAX else finite.min())
+    return max(finite) if direction == MAX else min(finite)
 
 
 def _methods(last: pd.DataFrame) -> pd.Series:

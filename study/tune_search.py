@@ -51,6 +51,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from analysis import store
+from analysis.tuning import objective_of
 from trainables.tune_trainable import OBJECTIVE, OBJECTIVE_COLUMN
 
 if TYPE_CHECKING:
@@ -299,12 +300,14 @@ class CellStudies(Searcher):
         done = epoch >= state.cell.config.epochs
         diverged = (result or {}).get("status") == "diverged"
         final = (result or {}).get(OBJECTIVE)
-        value = _objective(
-            frozen.intermediate_values,
-            None if final is None else float(final),
-            self.spec.epoch,
+        # per-epoch values in epoch order, then the final report (the final epoch's value, also
+        # when it is not finite and so was never stored as an intermediate value)
+        values = [frozen.intermediate_values[e] for e in sorted(frozen.intermediate_values)]
+        objective = objective_of(
+            [*values, None if final is None else float(final)], self.spec.epoch,
             self.spec.direction,
         )
+        value = None if math.isnan(objective) else objective
         if not done and not diverged and result is not None:
             study.tell(number, state=TrialState.PRUNED)  # stopped early by the scheduler
             return "pruned"
@@ -341,21 +344,6 @@ def _sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
     with warnings.catch_warnings():  # constant_liar is experimental in some optuna versions
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-
-
-def _objective(
-    values: dict[int, float], final: float | None, epoch: str, direction: str
-) -> float | None:
-    """The objective of a finished sample: the final epoch's value (``final``, as reported at
-    completion) or the best finite per-epoch value; None when it is missing or not finite."""
-    if epoch == "final":
-        return final if final is not None and math.isfinite(final) else None
-    finite = [v for v in values.values() if math.isfinite(v)]
-    if final is not None and math.isfinite(final):
-        finite.append(final)
-    if not finite:
-        return None
-    return max(finite) if direction == "max" else min(finite)
 
 
 def _importance(state: _CellState, spec: TuneSpec) -> tuple[dict[str, float] | None, str | None]:
