@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,36 @@ def subprocess_env(ray_tmpdir: Path) -> dict[str, str]:
     repo = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
     return env
+
+
+def kill_driver_when(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    ray_tmpdir: Path,
+    ready: Callable[[], bool],
+    timeout: float,
+    poll: float,
+) -> list[str]:
+    """Start ``command`` (a ``study`` driver) in its own process group, SIGKILL the group once
+    ``ready()`` holds (asserting the driver was still running then), and stop the Ray processes
+    it left behind (they are not in its group), as a user would after a crash; returns their
+    names."""
+    driver = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and driver.poll() is None and not ready():
+            time.sleep(poll)
+        assert driver.poll() is None, "the run ended before it could be killed; make it longer"
+        assert ready(), f"not ready to kill within {timeout} s"
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=30)
+    return kill_processes_mentioning(str(ray_tmpdir))

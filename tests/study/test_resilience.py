@@ -11,17 +11,14 @@ processes of a SIGKILLed driver are stopped, and nothing else on the machine.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from ray_processes import kill_processes_mentioning, subprocess_env
+from ray_processes import kill_driver_when, subprocess_env
 from tiny_specs import tiny_toml
 
 from analysis.results import load_results
@@ -87,31 +84,11 @@ def test_killed_driver_resumes_and_writes_every_trial_epoch_exactly_once(
     tune_dir = tmp_path / "res" / "tune" / "kill"
     env = subprocess_env(ray_tmpdir)
 
-    driver = subprocess.Popen(
-        _study_cmd(grid, "kill"),
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    leftovers = kill_driver_when(  # once a trial has finished
+        _study_cmd(grid, "kill"), cwd=tmp_path, env=env, ray_tmpdir=ray_tmpdir,
+        ready=lambda: bool(_finished(_results_or_none(parquet, "kill"), tune_dir)),
+        timeout=150, poll=0.2,
     )
-    try:
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and driver.poll() is None:
-            if _finished(_results_or_none(parquet, "kill"), tune_dir):
-                break
-            time.sleep(0.2)
-        assert driver.poll() is None, "the run ended before it could be killed; make it longer"
-        assert _finished(_results_or_none(parquet, "kill"), tune_dir), "no trial finished in time"
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait(timeout=30)
-    # The killed driver's Ray processes live outside its process group: stop them (and only
-    # them) before the rerun, as a user would after a crash.
-    leftovers = kill_processes_mentioning(str(ray_tmpdir))
     print(f"killed leftover Ray processes of the dead driver: {sorted(leftovers)}")
 
     before = load_results(parquet, experiments=["kill"])

@@ -6,8 +6,6 @@ shipped smoke spec killed mid-run and rerun ends with exactly its samples per ce
 from __future__ import annotations
 
 import math
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
-from ray_processes import kill_processes_mentioning, subprocess_env
+from ray_processes import kill_driver_when, subprocess_env
 from tiny_specs import tiny_toml
 
 from analysis import load_results
@@ -181,31 +179,19 @@ def test_the_smoke_spec_killed_mid_run_resumes_to_exactly_its_samples(
     results = tmp_path / "res"
     env = subprocess_env(ray_tmpdir)
     start = time.monotonic()
-    driver = subprocess.Popen(
-        _tune_cmd(spec, results), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
+    def two_finished() -> bool:
+        try:
+            return sum(
+                t.state == TrialState.COMPLETE
+                for trials in _trials(results, EXPERIMENT).values() for t in trials
+            ) >= 2
+        except Exception:  # the database is being created
+            return False
+
+    kill_driver_when(
+        _tune_cmd(spec, results), cwd=tmp_path, env=env, ray_tmpdir=ray_tmpdir,
+        ready=two_finished, timeout=400, poll=1.0,
     )
-    try:
-        deadline = time.monotonic() + 400
-        finished = 0
-        while time.monotonic() < deadline and driver.poll() is None and finished < 2:
-            time.sleep(1)
-            try:
-                finished = sum(
-                    t.state == TrialState.COMPLETE
-                    for trials in _trials(results, EXPERIMENT).values() for t in trials
-                )
-            except Exception:  # the database is being created
-                finished = 0
-        assert driver.poll() is None, "the run ended before it could be killed"
-        assert finished >= 2
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait(timeout=30)
-    kill_processes_mentioning(str(ray_tmpdir))
     before = {
         name: [t.state for t in trials] for name, trials in _trials(results, EXPERIMENT).items()
     }
