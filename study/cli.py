@@ -184,6 +184,25 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
         "(the default on CUDA; same batches and records up to float rounding; each row's "
         "exec_path says which path ran)",
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Ray Tune's own console output and the trials' logs instead of study's "
+        "progress lines",
+    )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="start an experiment whose saved Tune state is damaged afresh: the damaged state "
+        "is moved aside, every Parquet row already written is kept, and trials that finished "
+        "are not run again",
+    )
+    parser.add_argument(
+        "--autoscaling",
+        action="store_true",
+        help="the cluster can grow: do not refuse trial resources larger than its current "
+        "total",
+    )
 
 
 TABLE_CHOICES = (
@@ -356,6 +375,9 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         max_concurrent=args.max_concurrent,
         max_failures=args.max_failures,
         fast=False if args.eager else None,
+        verbose=args.verbose,
+        restart=args.restart,
+        autoscaling=args.autoscaling,
     )
 
 

@@ -15,6 +15,7 @@ A crashing trial is retried from its last checkpoint up to ``max_failures`` time
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,12 +43,19 @@ class RunOptions:
     max_concurrent: int = 0  # 0 = as many as the cluster's resources allow
     max_failures: int = 2  # retries of a crashing trial, each from its last checkpoint
     fast: bool | None = None  # GPU trials' execution path: None = default, True / False forced
+    verbose: bool = False  # Tune's own console output instead of ours (study.progress)
+    restart: bool = False  # start a damaged experiment afresh, keeping its Parquet rows
+    autoscaling: bool = False  # the cluster may grow: skip the check against its total resources
 
     def __post_init__(self) -> None:
-        if self.cpus_per_trial <= 0:
-            raise ValueError(f"cpus_per_trial={self.cpus_per_trial} must be > 0")
-        if self.gpus_per_trial < 0:
-            raise ValueError(f"gpus_per_trial={self.gpus_per_trial} must be >= 0")
+        if not math.isfinite(self.cpus_per_trial) or self.cpus_per_trial <= 0:
+            raise ValueError(
+                f"--cpus-per-trial {self.cpus_per_trial} must be a finite number > 0"
+            )
+        if not math.isfinite(self.gpus_per_trial) or self.gpus_per_trial < 0:
+            raise ValueError(
+                f"--gpus-per-trial {self.gpus_per_trial} must be a finite number >= 0"
+            )
         if self.max_concurrent < 0 or self.max_failures < 0:
             raise ValueError("max_concurrent and max_failures must be >= 0")
 
