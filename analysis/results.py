@@ -51,6 +51,7 @@ from analysis.store import (
     TRIAL_KEY,
     experiment_folders,
     part_files,
+    superseded_trials,
 )
 
 PART_GLOB = f"{EXPERIMENT_PREFIX}*/{PART_PREFIX}*{PART_SUFFIX}"
@@ -72,7 +73,8 @@ def load_results(
     the read to those experiment folders (a name with no folder raises ``FileNotFoundError``).
     ``final_only`` keeps each trial's last epoch only. ``alphas=False`` leaves out the four α list
     columns (``ALPHA_COLUMNS``): they are most of the bytes, and tables do not need them, so a
-    large read gets several times faster.
+    large read gets several times faster. Rows of trials the experiment's sidecar marks
+    superseded (their grid entry was started again by ``study run --restart``) are left out.
 
     A file that is not Parquet, lacks a key column, or holds rows of another experiment than its
     folder names raises ``ValueError`` naming it; with ``on_bad_file="skip"`` it is skipped with a
@@ -87,8 +89,13 @@ def load_results(
     files = _part_files(fs, folders, root)
     skipped = set() if alphas else set(ALPHA_COLUMNS)
     tables = []
+    superseded = {name: superseded_trials(fs, folder) for name, folder in folders.items()}
     for experiment, path in files:
         table = _read_part(fs, path, experiment, on_bad_file, skipped)
+        if table is not None and superseded[experiment]:  # started again: rows of the new trial
+            kept = pc.invert(pc.is_in(table.column("trial_id"),
+                                      pa.array(sorted(superseded[experiment]))))
+            table = table.filter(kept)
         if table is not None:
             tables.append(table)
     if not tables:

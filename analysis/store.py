@@ -383,6 +383,41 @@ def record_run(
     write_text_atomic(fs, path, json.dumps(metadata, indent=2, sort_keys=False))
 
 
+def _read_metadata(fs: pafs.FileSystem, folder: str) -> dict[str, Any]:
+    text = read_text(fs, f"{folder}/{METADATA_FILE}")
+    if text is None:
+        return {}
+    try:
+        metadata = json.loads(text)
+    except ValueError:
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def record_superseded(
+    fs: pafs.FileSystem, folder: str, experiment: str, trial_ids: Sequence[str], reason: str
+) -> None:
+    """Mark ``trial_ids`` of the experiment as superseded in its sidecar (key ``superseded``:
+    trial id -> when and why). Their rows stay in the part files; ``load_results`` leaves them
+    out, because their grid entries were started again under new trial ids (``study run
+    --restart``)."""
+    fs.create_dir(folder, recursive=True)
+    path = f"{folder}/{METADATA_FILE}"
+    metadata = _read_metadata(fs, folder)
+    metadata.setdefault("experiment", experiment)
+    marked = metadata.setdefault("superseded", {})
+    now = utc_now().isoformat(timespec="seconds")
+    for trial_id in trial_ids:
+        marked.setdefault(str(trial_id), {"at": now, "reason": reason})
+    write_text_atomic(fs, path, json.dumps(metadata, indent=2, sort_keys=False))
+
+
+def superseded_trials(fs: pafs.FileSystem, folder: str) -> frozenset[str]:
+    """Trial ids of the experiment in ``folder`` marked superseded (``record_superseded``)."""
+    marked = _read_metadata(fs, folder).get("superseded", {})
+    return frozenset(str(t) for t in marked) if isinstance(marked, dict) else frozenset()
+
+
 def write_tuning(fs: pafs.FileSystem, folder: str, payload: dict[str, Any]) -> None:
     """Write a tuning experiment's sidecar ``_tuning.json`` (atomically, replacing it)."""
     write_text_atomic(fs, f"{folder}/{TUNING_FILE}", json.dumps(payload, indent=2, sort_keys=False))
