@@ -15,8 +15,14 @@ GRID is a registered grid name (``study grids``) or a TOML grid file (the experi
 ``--name``, else the file's ``name`` key, else the file's stem); RESULTS is a ``--results``
 folder of ``study run`` (or its ``parquet`` subfolder, or an ``s3://`` URI). Every input is
 validated before Ray starts or anything is written; a bad one exits with status 2 and a message
-naming it. ``tables``, ``plots`` and ``compact`` import neither Ray nor torch (they run on a base
-install: pandas, pyarrow, matplotlib); ``grids`` and ``run`` need the ``search`` and ``study``
+naming it and the fix (``study.inputs``): a local ``--results`` (or ``plots --out``) that is a
+file, lies under a file or cannot be written; an empty ``--name``; a ``--data-dir`` no trial's
+dataset reads, or a ``--benchmark-dir`` no trial's search space uses; trial resources
+(``--cpus-per-trial`` / ``--gpus-per-trial``) that this machine cannot give when the cluster is
+local (no ``--address``; ``--autoscaling`` skips this). ``--dry-run`` skips the checks of the
+results folder and of the resources, since it may plan a run for another machine. ``tables``,
+``plots`` and ``compact`` import neither Ray nor torch (they run on a base install: pandas,
+pyarrow, matplotlib); ``grids`` and ``run`` need the ``search`` and ``study``
 extras, and say so when they are missing. ``run --dry-run`` ends with the grid's estimated
 GPU-hours and wall time (``study.cost``). ``run`` (with or without ``--dry-run``) warns on stderr,
 before Ray starts, about settings ``study.checks`` flags (e.g. sigmoid with α weight decay).
@@ -26,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -256,7 +262,9 @@ def _tables(args: argparse.Namespace) -> int:
 def _plots(args: argparse.Namespace) -> int:
     from analysis import store
     from analysis.figures import save_figures
+    from study.inputs import check_out_folder
 
+    check_out_folder(args.out)  # before anything is read or drawn
     df = _load(args, alphas=True)
     tuning = store.read_tuning(args.results, args.experiment)  # study tune's sidecars
     for name, path in save_figures(df, args.out, tuning=tuning).items():
@@ -289,8 +297,8 @@ def _grids(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from analysis.store import check_experiment_name
     from study.grids import build_grid
+    from study.inputs import check_locations_used
     from study.runner import check_inputs
 
     options = _run_options(args)
@@ -301,7 +309,8 @@ def _run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         benchmark_dir=args.benchmark_dir,
     )
-    experiment = check_experiment_name(args.name or _grid_name(args.grid))
+    experiment = _experiment_name(args.name, lambda: _grid_name(args.grid))
+    check_locations_used(configs, data_dir=args.data_dir, benchmark_dir=args.benchmark_dir)
     from study.checks import sigmoid_none_warning
 
     warning = sigmoid_none_warning(configs)
@@ -322,9 +331,36 @@ def _run(args: argparse.Namespace) -> int:
             print(f"warning: a real run would stop here: {exc}")
         return 0
     check_inputs(configs)
+    _check_before_ray(options)
     from study.execute import run_experiment
 
     return run_experiment(configs, options, experiment)
+
+
+def _experiment_name(given: str | None, default: Callable[[], str]) -> str:
+    """``--name`` when given (an empty one is refused, not replaced), else ``default()``;
+    checked as an experiment name."""
+    from analysis.store import check_experiment_name
+
+    if given is None:
+        return check_experiment_name(default())
+    try:
+        return check_experiment_name(given)
+    except ValueError as err:
+        raise ValueError(
+            f"--name {given!r}: {err}; give another name, or leave --name out to use the "
+            "default (the grid's or the spec's name)"
+        ) from err
+
+
+def _check_before_ray(options: RunOptions) -> None:
+    """The checks of a real run (not of ``--dry-run``, which may plan a run for another
+    machine): one trial fits on this machine when the cluster is local, and a local results
+    folder can be written."""
+    from study.inputs import check_local_resources, check_results_location
+
+    check_local_resources(options)
+    check_results_location(options.results)
 
 
 def _grid_name(grid: str) -> str:
@@ -342,18 +378,25 @@ def _grid_name(grid: str) -> str:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from analysis.store import check_experiment_name
+    from study.inputs import check_locations_used
     from study.runner import check_inputs
     from study.tune_spec import load_tune_spec
 
     given = {"data_dir": args.data_dir, "benchmark_dir": args.benchmark_dir}
     spec = load_tune_spec(args.spec, overrides={k: v for k, v in given.items() if v is not None})
     options = _run_options(args)
-    experiment = check_experiment_name(args.name or spec.name)
+    experiment = _experiment_name(args.name, lambda: spec.name)
+    check_locations_used(
+        [cell.config for cell in spec.cells],
+        data_dir=args.data_dir,
+        benchmark_dir=args.benchmark_dir,
+        source="the spec",
+    )
     if args.dry_run:
         _print_tuning_plan(spec, options, experiment)
         return 0
     check_inputs([cell.config for cell in spec.cells])
+    _check_before_ray(options)
     from study.tune_execute import check_storage, default_storage, run_tuning
 
     storage = default_storage(options, args.storage)

@@ -72,8 +72,8 @@ def test_paper_dry_run_lists_the_full_grid(capsys) -> None:
     [
         (["run", "no-such-grid"], "no-such-grid"),
         (["run", "smoke", "--epochs", "0"], "epochs"),
-        (["run", "smoke", "--cpus-per-trial", "0"], "cpus_per_trial"),
-        (["run", "smoke", "--gpus-per-trial", "-1"], "gpus_per_trial"),
+        (["run", "smoke", "--cpus-per-trial", "0"], "--cpus-per-trial"),
+        (["run", "smoke", "--gpus-per-trial", "-1"], "--gpus-per-trial"),
         (["run", "smoke", "--name", "a/b"], "experiment='a/b'"),
     ],
 )

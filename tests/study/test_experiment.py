@@ -102,7 +102,7 @@ def test_moved_data_and_later_added_fields_at_their_default_still_match(tmp_path
     (tmp_path / "exp" / GRID_FILE).write_text(json.dumps(stored))
     moved = grid_record(_grid(data_dir="/elsewhere", benchmark_dir="/bench"))
     open_experiment(str(tmp_path), parquet, "exp", moved).close()
-    with pytest.raises(GridChanged, match="data_fraction 1.0 -> 0.5"):
+    with pytest.raises(GridChanged, match=r"data_fraction 1\.0 -> 0\.5"):
         open_experiment(str(tmp_path), parquet, "exp", grid_record(_grid(data_fraction=0.5)))
 
 
