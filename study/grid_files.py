@@ -16,13 +16,18 @@ Format (every key under ``[base]``, ``[axes]`` and ``[fixed]`` is a ``SearchConf
     batch_size = 64
 
 A trial is ``{**base, **axes_combination, **fixed}``, in product order (first axis slowest),
-with repeated trials dropped. Everything is validated before any trial starts; every error is a
-``ValueError`` naming the file, the table and the key (a missing file: ``FileNotFoundError``).
-See examples/lr_ablation.toml.
+with repeated trials dropped. A file must set at least one field in ``[base]``, ``[axes]`` or
+``[fixed]``: an empty one (or one with only comments, ``name`` or ``description``) defines no
+trials and is refused rather than run as a default search; one search alone is a ``[base]``
+(e.g. ``seed = 0`` for the defaults). ``name``, when given, must be a usable experiment name
+(non-empty, no ``/``, ``\\`` or ``=``). Everything is validated before any trial starts; every
+error is a ``ValueError`` naming the file, the table and the key (a missing file:
+``FileNotFoundError``). See examples/lr_ablation.toml.
 
-The reading and checking of ``[base]``, ``[axes]`` and ``[fixed]`` are public helpers
-(``read_toml``, ``check_layout``, ``parse_tables``, ``build_config``), shared with the tuning
-specs of ``study.tune_spec``, so both file kinds accept the same tables with the same messages.
+The reading and checking of ``name``, ``[base]``, ``[axes]`` and ``[fixed]`` are public helpers
+(``read_toml``, ``check_layout``, ``check_name``, ``parse_tables``, ``build_config``), shared
+with the tuning specs of ``study.tune_spec``, so both file kinds accept the same tables with the
+same messages.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from itertools import product
+from pathlib import Path
 from typing import Any, NamedTuple
 
+from analysis.store import check_experiment_name
 from trainables.config import SearchConfig, dedupe
 
 TABLES = ("base", "axes", "fixed")
@@ -51,14 +58,23 @@ def load_grid_file(path: str | os.PathLike) -> list[SearchConfig]:
     """The SearchConfigs a TOML grid file describes (format: module docstring)."""
     where, doc = read_toml(path, "grid file")
     check_layout(where, doc, TOP_KEYS)
+    if "name" in doc:
+        check_name(where, doc)
     tables = parse_tables(where, doc)
+    if not any(tables):
+        raise ValueError(
+            f"{where}: the grid file defines no trials: it sets no SearchConfig field; give "
+            "[base] (one search: e.g. [base] seed = 0 runs the defaults once), [axes] (each key a "
+            "list of values: their product) and/or [fixed] (see study.grid_files)"
+        )
     combos = (dict(zip(tables.axes, c, strict=True)) for c in product(*tables.axes.values()))
     return dedupe(build_config(where, tables, chosen) for chosen in combos)
 
 
 def read_toml(path: str | os.PathLike, what: str) -> tuple[str, dict[str, Any]]:
     """``(path as str, parsed document)``; ``what`` names the file kind in the missing-file
-    error (``FileNotFoundError``); a syntax error is a ``ValueError`` naming file and line."""
+    error (``FileNotFoundError``); a syntax error is a ``ValueError`` naming file and line, as is
+    text that is not UTF-8, an integer literal too long to read, or nesting too deep to read."""
     where = os.fspath(path)
     if not os.path.isfile(where):
         raise FileNotFoundError(f"{what} {where!r} does not exist")
@@ -67,6 +83,14 @@ def read_toml(path: str | os.PathLike, what: str) -> tuple[str, dict[str, Any]]:
             return where, tomllib.load(fh)
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{where}: TOML syntax error: {err}") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{where}: not UTF-8 text (TOML files are UTF-8): {err}") from err
+    except ValueError as err:  # e.g. an integer literal over Python's 4300-digit limit
+        raise ValueError(f"{where}: unreadable TOML value: {err}") from err
+    except RecursionError:
+        raise ValueError(
+            f"{where}: TOML arrays or inline tables nested too deeply to read"
+        ) from None
 
 
 def check_layout(where: str, doc: dict[str, Any], allowed: Iterable[str]) -> None:
@@ -84,6 +108,18 @@ def check_layout(where: str, doc: dict[str, Any], allowed: Iterable[str]) -> Non
         if not isinstance(values, dict):
             raise ValueError(f"{where}: [{table}] must be a table, got {values!r}")
         check_field_names(where, f"[{table}]", values)
+
+
+def check_name(where: str, doc: dict[str, Any]) -> str:
+    """The top-level ``name`` (else the file's stem) if it is a usable experiment name (it names
+    the experiment's folder), else ``ValueError`` naming the file and the key."""
+    given = "name" in doc
+    name = doc["name"] if given else Path(where).stem
+    try:
+        return check_experiment_name(name)
+    except ValueError as err:
+        what = "top-level name" if given else "top-level name (default: the file's stem)"
+        raise ValueError(f"{where}: {what}: {err}; it names the experiment's folder") from err
 
 
 def check_field_names(where: str, table: str, values: Mapping[str, Any]) -> None:

@@ -16,7 +16,7 @@ A spec is a TOML file with the grid files' ``name``, ``description``, ``[base]``
     epoch = "final"                      # "final" (default) | "best": which epoch's value counts
     direction = "max"                    # "max" | "min"; default: the objective's known direction
     sampler = "tpe"                      # "tpe" (default) | "random"
-    seed = 0                             # sampler seed (int >= 0), default 0
+    seed = 0                             # sampler seed (int, 0 to 2**32 - 1), default 0
     top_k = 3                            # tables: mean ± std over the best k samples (default
                                          # min(3, samples); at most samples)
     early_stopping = false               # ASHA on the epoch records, default false
@@ -59,10 +59,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import product
-from pathlib import Path
 from typing import Any
 
-from analysis.store import check_experiment_name
 from search_spaces.benchmark import TEST_COLUMNS, VALID_COLUMNS, default_benchmark_dir
 from study.grid_files import (
     TOP_KEYS,
@@ -70,6 +68,7 @@ from study.grid_files import (
     build_config,
     check_field_names,
     check_layout,
+    check_name,
     check_value,
     parse_tables,
     read_toml,
@@ -96,6 +95,7 @@ DEFAULT_TOP_K = 3
 BENCHMARK_PREFIX = "benchmark:"  # "benchmark:valid" | "benchmark:test": the cell's own dataset
 BENCHMARK_SPLITS = ("valid", "test")
 RANGE_KEYS = ("low", "high", "log")
+SAMPLER_SEED_MAX = 2**32 - 1  # Optuna's samplers seed numpy's legacy RandomState
 # Fields that say what is searched, not how: compare them as cells ([axes]), never tune them.
 NOT_TUNABLE = ("space", "dataset", "data_dir", "benchmark_dir")
 NO_CELLS_LABEL = "all"
@@ -196,7 +196,7 @@ def load_tune_spec(
         for (label, config), column in zip(labeled, columns, strict=True)
     )
     return TuneSpec(
-        name=_name(where, doc),
+        name=check_name(where, doc),
         description=doc.get("description", ""),
         path=where,
         cells=cells,
@@ -206,7 +206,7 @@ def load_tune_spec(
         epoch=_choice(where, "epoch", tune, EPOCHS, "final"),
         direction=direction,
         sampler=_choice(where, "sampler", tune, SAMPLERS, "tpe"),
-        seed=_int(where, "seed", tune, minimum=0, default=0),
+        seed=_int(where, "seed", tune, minimum=0, default=0, maximum=SAMPLER_SEED_MAX),
         top_k=_top_k(where, tune, samples),
         early_stopping=_bool(where, "early_stopping", tune, default=False),
     )
@@ -286,10 +286,18 @@ def _cell_configs(
     search (e.g. a [fixed] key overriding an axis) raise ``ValueError`` naming both."""
     configs: list[SearchConfig] = []
     seen: dict[str, str] = {}  # config_key -> label of the first cell with that search
+    labels: set[str] = set()
     for number, entry in enumerate(entries, start=1):
         source = f"{CELLS} #{number}" if cell_table == CELLS else AXES
         config = build_config(where, tables, entry, source, overrides)
         label, key = _label(entry), config_key(config)
+        if label in labels and key not in seen:
+            raise ValueError(
+                f"{where}: {cell_table}: two different cells are labelled {label!r} (#{number} "
+                "and an earlier one): a label names a cell's study and results; a value holding "
+                "', ' or '=' reads like another key"
+            )
+        labels.add(label)
         if key in seen:
             raise ValueError(
                 f"{where}: {cell_table}: cells {seen[key]!r} and {label!r} (#{number}) are the "
@@ -315,27 +323,31 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _name(where: str, doc: dict[str, Any]) -> str:
-    """The ``name`` key, else the file's stem, checked as an experiment name."""
-    given = "name" in doc
-    name = doc["name"] if given else Path(where).stem
-    try:
-        return check_experiment_name(name)
-    except ValueError as err:
-        what = "top-level name" if given else "top-level name (default: the file's stem)"
-        raise ValueError(f"{where}: {what}: {err}; it names the experiment's folder") from err
-
-
 # ------------------------------------------------------------------------------ [tune] scalars
-def _int(where: str, key: str, tune: dict[str, Any], *, minimum: int, default: int | None) -> int:
-    """``tune[key]`` as an int >= ``minimum`` (``default`` when absent; None = required)."""
+def _int(
+    where: str,
+    key: str,
+    tune: dict[str, Any],
+    *,
+    minimum: int,
+    default: int | None,
+    maximum: int | None = None,
+) -> int:
+    """``tune[key]`` as an int from ``minimum`` to ``maximum`` (None = no bound; ``default`` when
+    absent; None = required)."""
+    wanted = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
     if key not in tune:
         if default is None:
-            raise ValueError(f"{where}: [tune] {key}: required (an integer >= {minimum})")
+            raise ValueError(f"{where}: [tune] {key}: required ({wanted})")
         return default
     value = tune[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{where}: [tune] {key}: must be an integer >= {minimum}, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        raise ValueError(f"{where}: [tune] {key}: must be {wanted}, got {value!r}")
     return value
 
 
@@ -537,12 +549,24 @@ def _bound(table: str, name: str, bound: str, value: Any) -> float:
     """``value`` as a bound of field ``name``: an int for int fields, a float for float ones."""
     base = FIELD_TYPES[name].base
     numeric = isinstance(value, int) or (base is float and isinstance(value, float))
-    if isinstance(value, bool) or not numeric or not math.isfinite(value):
+    number = None if isinstance(value, bool) or not numeric else _as_field_number(value, base)
+    if number is None or (isinstance(number, float) and not math.isfinite(number)):
         kind = "an integer" if base is int else "a finite number"
         raise ValueError(
             f"{table}: {bound} must be {kind} ({name} is a {base.__name__} field), got {value!r}"
         )
-    return value if base is int else float(value)
+    return number
+
+
+def _as_field_number(value: float, base: type) -> float | None:
+    """``value`` as a number of a ``base`` (int or float) field; None for an int too large for a
+    float (an int field's range is checked against the field later, in every cell)."""
+    if base is int:
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 def _check_in_cells(where: str, param: ParamRange, labeled: list[tuple[str, SearchConfig]]) -> None:

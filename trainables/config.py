@@ -3,7 +3,9 @@
 Every axis of the study is a field (docs/architecture.md); a config travels as a flat dict (Ray
 Tune's ``param_space`` and every Parquet row) and is rebuilt with ``SearchConfig.from_dict``. Any
 unknown key, wrong type or impossible value raises ``ValueError`` naming the field and what is
-allowed.
+allowed. Float fields hold floats (an int given for one is converted; -0.0 becomes 0.0, so equal
+configs print and hash alike) and int fields fit a signed 64-bit integer (the results' int64
+columns).
 
 Defaults are the reference DARTS-V1 protocol on NAS-Bench-201: w with SGD lr 0.025, momentum 0.9,
 nesterov, weight decay 5e-4, cosine to 0.001, batch 64, 50 epochs, clip 5; α with Adam lr 3e-4,
@@ -24,7 +26,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
@@ -47,7 +49,7 @@ TRAIN_POOLS = ("split", "full")  # single-level training pool: the search split'
 GENOTYPE_NONE = ("include", "exclude")  # NB201 derivation: ``none`` in the argmax or not
 DEFAULT_DEPTH = {"nb201": 5, "darts": 8}  # nb201: cells per stage; darts: cells in all
 
-_CHOICES: dict[str, tuple[str, ...]] = {
+FIELD_CHOICES: dict[str, tuple[str, ...]] = {  # the allowed values of every choice field
     "space": SPACES,
     "dataset": DATASETS,
     "level": LEVELS,
@@ -139,16 +141,16 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            _check_type(f.name, getattr(self, f.name))
-        for name, allowed in _CHOICES.items():
+            object.__setattr__(self, f.name, _checked_value(f.name, getattr(self, f.name)))
+        for name, allowed in FIELD_CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:
-                raise ValueError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
+                raise ValueError(
+                    f"{name}={_shown(value)} is not allowed; choose one of {list(allowed)}"
+                )
         self._check_values()
         if self.depth is None:
             object.__setattr__(self, "depth", DEFAULT_DEPTH[self.space])
-        if self.alpha_init is not None:
-            object.__setattr__(self, "alpha_init", float(self.alpha_init))
 
     def _check_values(self) -> None:
         for f in fields(self):
@@ -226,13 +228,19 @@ class SearchConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SearchConfig:
-        """Build from a flat dict; unknown keys raise ``ValueError`` listing the valid ones."""
+    def from_dict(cls, values: Mapping[str, Any]) -> SearchConfig:
+        """Build from a flat dict; unknown keys raise ``ValueError`` listing the valid ones (as
+        does anything but a mapping)."""
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                "a SearchConfig is built from a mapping of field names to values, got "
+                f"{type(values).__name__} {_shown(values)}"
+            )
         known = cls.field_names()
-        unknown = sorted(set(values) - set(known))
+        unknown = [key for key in values if key not in known]
         if unknown:
             raise ValueError(
-                f"unknown SearchConfig field(s) {unknown}; valid fields: {list(known)}"
+                f"unknown SearchConfig field(s) {_shown_keys(unknown)}; valid fields: {list(known)}"
             )
         return cls(**values)
 
@@ -317,25 +325,68 @@ def _field_types() -> dict[str, FieldType]:
 FIELD_TYPES: dict[str, FieldType] = _field_types()
 
 
-def _check_type(name: str, value: Any) -> None:
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # int fields: the results' int64 columns
+_SHOWN_CHARS = 120  # longest value repr an error message prints
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` for an error message, shortened when long; an int too large for ``repr``
+    (Python's 4300-digit limit) is named by its size."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<{value.bit_length()}-bit int>" if isinstance(value, int) else "<unprintable>"
+    return text if len(text) <= _SHOWN_CHARS else f"{text[: _SHOWN_CHARS - 3]}..."
+
+
+def _shown_keys(keys: Iterable[Any]) -> str:
+    """Keys of any type as a sorted list for a message (mixed types cannot be compared)."""
+    return "[" + ", ".join(sorted(map(_shown, keys))) + "]"
+
+
+def _checked_value(name: str, value: Any) -> Any:
+    """``value`` as field ``name`` holds it: its type checked, an int of a float field converted
+    to float (-0.0 to 0.0), an int of an int field within ``INT_MIN``..``INT_MAX``."""
     base, nullable = FIELD_TYPES[name]
     if value is None and nullable:
-        return
+        return value
     allowed: tuple[type, ...] = (float, int) if base is float else (base,)
     wrong_bool = isinstance(value, bool) and base is not bool
     if wrong_bool or not isinstance(value, allowed):
         expected = base.__name__ + (" | None" if nullable else "")
-        raise ValueError(f"{name}={value!r} has type {type(value).__name__}; expected {expected}")
+        raise ValueError(
+            f"{name}={_shown(value)} has type {type(value).__name__}; expected {expected}"
+        )
+    if base is float and isinstance(value, int | float):
+        try:
+            return float(value) + 0.0
+        except OverflowError:
+            raise ValueError(
+                f"{name}={_shown(value)} is too large for a float; expected a finite number"
+            ) from None
+    if isinstance(value, int) and base is int and not INT_MIN <= value <= INT_MAX:
+        raise ValueError(
+            f"{name}={_shown(value)} is out of range: an integer from -2**63 to 2**63 - 1 (the "
+            "results store it as int64)"
+        )
+    return value
 
 
-def config_from_trial(values: dict[str, Any]) -> SearchConfig:
+def config_from_trial(values: Mapping[str, Any]) -> SearchConfig:
     """The SearchConfig of a trial's config dict, which must name every field except the
     ``ADDED_FIELDS``: a trial whose config lost its grid entry (e.g. Tune restoring a damaged
     experiment state with an empty config) must fail, never run a default search."""
+    if not isinstance(values, Mapping):
+        raise ValueError(
+            f"trial config is {type(values).__name__} {_shown(values)}, not a mapping of "
+            "SearchConfig fields: a trial runs only the search its grid entry names; if the "
+            "experiment state is damaged, rerun as a new experiment (another --name)"
+        )
     missing = [n for n in SearchConfig.field_names() if n not in values and n not in ADDED_FIELDS]
     if missing:
+        got = _shown_keys(values) if values else "none"
         raise ValueError(
-            f"trial config lacks SearchConfig field(s) {missing} (got {sorted(values) or 'none'}):"
+            f"trial config lacks SearchConfig field(s) {missing} (got {got}):"
             " a trial runs only the search its grid entry names, never a default one; if the "
             "experiment state is damaged, rerun as a new experiment (another --name)"
         )
@@ -343,13 +394,10 @@ def config_from_trial(values: dict[str, Any]) -> SearchConfig:
 
 
 def config_key(config: SearchConfig) -> str:
-    """Stable 12-hex id of a search: sha1 of the sorted JSON of ``to_dict`` (float fields as
-    floats, so ``w_lr=1`` and ``w_lr=1.0`` — equal configs — get one key)."""
-    values = config.to_dict()
-    for name, kind in FIELD_TYPES.items():
-        if kind.base is float and values[name] is not None:
-            values[name] = float(values[name])
-    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    """Stable 12-hex id of a search: sha1 of the sorted JSON of ``to_dict``. Float fields hold
+    floats (``w_lr=1`` is stored as 1.0, -0.0 as 0.0), so equal configs get one key and unequal
+    ones different keys."""
+    text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

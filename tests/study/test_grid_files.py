@@ -115,3 +115,65 @@ def test_cross_field_valid_in_combination(tmp_path):
     assert load_grid_file(_write(tmp_path, text))[0].w_lr == 0.0005
     with pytest.raises(ValueError, match=r"w_lr=0\.0005"):
         load_grid_file(_write(tmp_path, "[axes]\nw_lr = [0.0005]\n", name="h.toml"))
+
+
+# ---------------------------------------------------------------------- files that define nothing
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "\n  \n\t\n",
+        "# a grid file\n# (nothing here yet)\n",
+        'name = "x"\n',
+        'name = "x"\ndescription = "d"\n',
+        "[base]\n",
+        "[base]\n[axes]\n[fixed]\n",
+    ],
+    ids=["zero-bytes", "whitespace", "comments", "name", "name-description", "empty-base",
+         "empty-tables"],
+)  # fmt: skip
+def test_a_file_that_sets_no_field_is_refused(tmp_path, text):
+    """An empty grid file once ran one default search nobody asked for."""
+    path = _write(tmp_path, text, name="empty.toml")
+    with pytest.raises(ValueError) as info:
+        load_grid_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: the grid file defines no trials")
+    for part in ("[base]", "[axes]", "[fixed]"):
+        assert part in message
+
+
+@pytest.mark.parametrize("text", ["[base]\nseed = 0\n", "[fixed]\nseed = 0\n"])
+def test_one_field_is_one_search(tmp_path, text):
+    assert load_grid_file(_write(tmp_path, text)) == [SearchConfig(seed=0)]
+
+
+# ---------------------------------------------------------------------- odd files, clear errors
+@pytest.mark.parametrize(
+    ("data", "parts"),
+    [
+        (b'name = "\xff"\n', ["not UTF-8"]),
+        (b"[base]\nseed = " + b"1" * 5000 + b"\n", ["unreadable TOML value", "4300 digits"]),
+        (b"[axes]\nseed = " + b"[" * 2000 + b"]" * 2000 + b"\n", ["nested too deeply"]),
+        (b"[base]\nw_lr = 1" + b"0" * 400 + b"\n", ["[base] w_lr", "too large for a float"]),
+        (b"[base]\nseed = 9223372036854775808\n", ["[base] seed", "out of range", "int64"]),
+        (b'name = "a/b"\n[base]\nseed = 1\n', ["top-level name", "a/b"]),
+        (b'name = ""\n[base]\nseed = 1\n', ["top-level name", "non-empty"]),
+    ],
+    ids=["not-utf8", "long-int-literal", "deep-nesting", "float-overflow", "int64-overflow",
+         "name-with-slash", "empty-name"],
+)  # fmt: skip
+def test_odd_files_are_value_errors_naming_the_file(tmp_path, data, parts):
+    path = tmp_path / "odd.toml"
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as info:
+        load_grid_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    for part in parts:
+        assert part in message
+
+
+def test_minus_zero_and_zero_are_one_trial(tmp_path):
+    configs = load_grid_file(_write(tmp_path, "[axes]\nalpha_init = [0.0, -0.0]\n"))
+    assert len(configs) == 1 and str(configs[0].alpha_init) == "0.0"
