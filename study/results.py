@@ -21,12 +21,17 @@ of thousands of small files; ``study compact`` does it after a killed driver.
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata
+import json
 import logging
 import os
+import pickle
 import platform
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,7 @@ from analysis import store
 from study.compaction import compact_experiment
 from trainables import records as R
 from trainables.config import SearchConfig
+from trainables.search import CheckpointDiskFull, is_disk_full
 from trainables.tune_trainable import search_fields
 
 logger = logging.getLogger(__name__)
@@ -89,6 +95,12 @@ def git_revision(directory: str | os.PathLike | None = None) -> str | None:
 _CURRENT_ROOTS: dict[str, str] = {}
 
 
+class ResultsDiskFull(OSError):
+    """The results writer could not write a part file because the disk is full (``errno``
+    ENOSPC or EDQUOT; ``filename``: the file). Raised from the writer's Tune hooks to end the
+    run; the rows it could not write stay in ``ParquetResultsWriter._buffer``."""
+
+
 class ParquetResultsWriter(tune.Callback):
     """Ray Tune callback writing one row per reported result to ``root/experiment=<name>/``.
 
@@ -112,6 +124,7 @@ class ParquetResultsWriter(tune.Callback):
         self._schema = store.results_schema()
         self._buffer: list[dict[str, Any]] = []
         self._started = False
+        self.storage_error: ResultsDiskFull | None = None  # set when the disk was found full
 
     def _locate(self, root: str) -> None:
         self.root = root
@@ -120,7 +133,13 @@ class ParquetResultsWriter(tune.Callback):
 
     # ------------------------------------------------------------------ Tune callback hooks
     def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
-        self._start()
+        try:
+            self._start()
+        except OSError as error:
+            if not is_disk_full(error):
+                raise
+            self._disk_full(error, self.directory)
+        self._stop_if_disk_full()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         try:
@@ -130,18 +149,37 @@ class ParquetResultsWriter(tune.Callback):
             return
         if len(self._buffer) >= self.flush_every:
             self.flush()
+        self._stop_if_disk_full()
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:
+        # Raising here makes Tune log the error and not record this checkpoint: a resumed trial
+        # then starts from an earlier one, whose rows were all written.
         self.flush()
+        self._stop_if_disk_full()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.flush()
+        self._stop_if_disk_full()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self.flush()
+        self._stop_if_disk_full()
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        self._stop_if_disk_full()
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        self._stop_if_disk_full()
 
     def on_experiment_end(self, trials, **info) -> None:
+        # Tune calls this also while it shuts down after a hook raised: never raise a second
+        # time, and never compact onto a full disk.
+        known = self.storage_error is not None
         self.flush()
+        if self.storage_error is not None:
+            if not known:
+                self._stop_if_disk_full()
+            return
         if not self._started:  # nothing was ever written
             return
         try:  # merge this experiment's many small part files into one (study.compaction)
@@ -156,6 +194,7 @@ class ParquetResultsWriter(tune.Callback):
         state = dict(self.__dict__)
         state["_buffer"] = []
         state["_started"] = False
+        state["storage_error"] = None
         state["_schema"] = None
         state["_fs"] = None
         return state
@@ -181,22 +220,47 @@ class ParquetResultsWriter(tune.Callback):
         return row
 
     def flush(self) -> str | None:
-        """Write the buffered rows as one new part file; returns its path (None if empty)."""
+        """Write the buffered rows as one new part file; returns its path (None if empty or
+        not written: the rows then stay buffered for the next flush). A full disk also sets
+        ``storage_error`` (the writer's hooks then stop the run)."""
         if not self._buffer:
             return None
-        self._start()
         rows, self._buffer = self._buffer, []
-        table = store.rows_to_table(rows, self._schema, _warn_misfit)
         path = f"{self.directory}/{store.new_part_name()}"
         try:
+            self._start()
+            table = store.rows_to_table(rows, self._schema, _warn_misfit)
             store.atomic_write(
                 self._fs, path, lambda tmp: pq.write_table(table, tmp, filesystem=self._fs)
             )
-        except Exception:
+        except Exception as error:
             self._buffer = rows + self._buffer  # keep them for the next flush
-            logger.exception("results writer: could not write %s", path)
+            if is_disk_full(error):
+                self._disk_full(error, path)
+            else:
+                logger.exception("results writer: could not write %s", path)
             return None
         return path
+
+    def _disk_full(self, error: BaseException, path: str) -> None:
+        """Remember that the disk is full (the first time: log it once)."""
+        if self.storage_error is not None:
+            return
+        waiting = len(self._buffer)
+        self.storage_error = ResultsDiskFull(
+            getattr(error, "errno", None) or errno.ENOSPC,
+            f"the disk is full: could not write the results file {path} ({error})"
+            + (
+                f"; its {waiting} row(s) are reported again when the run resumes" if waiting else ""
+            ),
+            path,
+        )
+        logger.error("results writer: %s; stopping the run", self.storage_error.strerror)
+
+    def _stop_if_disk_full(self) -> None:
+        error = self.storage_error
+        if error is not None:  # a new exception each time: one raise, one clean traceback
+            raise ResultsDiskFull(error.errno, error.strerror, error.filename)
 
     def _start(self) -> None:
         """Create the folder and record this writer start in the metadata sidecar (once)."""
@@ -211,6 +275,123 @@ class ParquetResultsWriter(tune.Callback):
         }
         store.record_run(self._fs, self.directory, self.experiment, run)
         self._started = True
+
+
+# Free space below which a results or Tune folder counts as full when Ray fails reading back
+# its own files (an empty or cut-short pickle is what a full disk leaves behind).
+LOW_SPACE_BYTES = 64 * 2**20
+
+
+def storage_failure_message(
+    error: BaseException, locations: Sequence[str | os.PathLike]
+) -> str | None:
+    """The message for the user when ``error`` (escaping ``Tuner.fit()``, or a trial's error)
+    comes from a full disk; None when it does not.
+
+    ``locations``: where the run writes, e.g. the Parquet root and the Tune experiment folder
+    (``RESULTS/tune/NAME``). A full disk shows as an ``OSError`` with errno ENOSPC or EDQUOT
+    anywhere in the chain of ``error`` (its ``__cause__`` / ``__context__``, a Ray task error's
+    ``cause``): the writer's ``ResultsDiskFull``, a trial's ``CheckpointDiskFull``, or Tune
+    failing to save its state. It also shows as Ray failing to read back a file it wrote on the
+    full disk (``EOFError``, ``pickle.UnpicklingError``: e.g. an empty ``error.pkl``); that
+    counts only when a local location has less than ``LOW_SPACE_BYTES`` free. The message names
+    the path, says the disk is full, that every row written so far is kept, and how to go on;
+    when the full disk also cut short Tune's saved experiment state in a location (so a plain
+    rerun cannot resume), it says to rerun with ``--restart`` instead.
+    """
+    chain = list(_exception_chain(error))
+    full = next((e for e in chain if is_disk_full(e)), None)
+    unreadable = next((e for e in chain if isinstance(e, EOFError | pickle.UnpicklingError)), None)
+    if isinstance(full, ResultsDiskFull | CheckpointDiskFull):  # they say it all themselves
+        what = str(full.strerror)
+    elif isinstance(full, OSError):
+        path = full.filename or next((os.fspath(p) for p in locations), "a file")
+        what = f"the disk is full: could not write {path} ({full.strerror or full})"
+    elif unreadable is not None:
+        low = [(loc, free) for loc in locations if (free := _free_bytes(loc)) is not None]
+        low = [(loc, free) for loc, free in low if free < LOW_SPACE_BYTES]
+        if not low:
+            return None
+        location, free = low[0]
+        what = (
+            f"the disk holding {os.fspath(location)} is full ({free / 2**20:.1f} MiB free), "
+            f"and Ray could not read back a file it had written there "
+            f"({type(unreadable).__name__}: {unreadable})"
+        )
+    else:
+        return None
+    damaged = next(filter(None, map(_damaged_tune_state, locations)), None)
+    return _disk_full_message(what, damaged)
+
+
+def _disk_full_message(what: str, damaged_state: str | None = None) -> str:
+    lines = [
+        f"{what[:1].upper()}{what[1:]}.",
+        "The run stopped. Every result row written so far is kept.",
+    ]
+    if damaged_state is None:
+        lines.append(
+            "To go on: free space on that disk, then run the same command again: finished "
+            "trials are not rerun, the others resume from their last intact checkpoint."
+        )
+    else:
+        lines.append(
+            f"The full disk also cut short Ray Tune's saved state of the run ({damaged_state}), "
+            "so the trials cannot resume from it. To go on: free space on that disk, then run "
+            "the same command again with --restart: the rows already written are kept and "
+            "trials that finished are not run again."
+        )
+    return "\n".join(lines)
+
+
+def _damaged_tune_state(location: str | os.PathLike) -> str | None:
+    """The newest Tune experiment state file in local folder ``location`` (the one a restore
+    reads) when it is not valid JSON; None when it is, or when there is none."""
+    text = os.fspath(location)
+    if "://" in text and not text.startswith("file://"):
+        return None
+    states = sorted(Path(text.removeprefix("file://")).glob("experiment_state-*.json"))
+    if not states:
+        return None
+    try:
+        json.loads(states[-1].read_bytes())
+    except (OSError, ValueError):
+        return str(states[-1])
+    return None
+
+
+def _exception_chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and every exception it wraps (cause, context, a Ray task error's cause)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        current = todo.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = getattr(current, "cause", None)  # ray.exceptions.RayTaskError
+        todo += [
+            current.__cause__,
+            current.__context__,
+            wrapped if isinstance(wrapped, BaseException) else None,
+        ]
+
+
+def _free_bytes(location: str | os.PathLike) -> int | None:
+    """Free bytes on the disk holding local folder ``location`` (its nearest existing parent),
+    None for a URI or when unknown."""
+    text = os.fspath(location)
+    if "://" in text and not text.startswith("file://"):
+        return None
+    path = Path(text.removeprefix("file://")).expanduser().absolute()
+    for folder in (path, *path.parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return None
+    return None
 
 
 def _config_columns(config: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,15 @@ the trial, and reports every epoch's record together with a checkpoint of the se
 delivers results at least once: after a restart the epochs after the last checkpoint are
 reported again, with the same values (the search resumes bit-identically on CPU).
 
+A checkpoint that does not verify (``trainables.search.CorruptCheckpoint``: e.g. a file cut
+short by a full disk) is not retried for ever: the trainable logs one warning and resumes from
+the newest intact earlier checkpoint of the same trial (the sibling ``checkpoint_NNNNNN``
+folders in the trial's storage, read through the checkpoint's filesystem, so also on object
+stores), or, when none is intact, starts the search afresh. The epochs after the checkpoint
+used are reported again, and the results reader keeps the last report of each epoch (by
+``attempt``, then ``reported_at``). A full disk while checkpointing raises ``CheckpointDiskFull``,
+which says so and names the folder.
+
 Test-only fault injection: a config key ``FAIL_ONCE_AT_EPOCH`` = k makes a trial that started
 without a checkpoint raise after reporting epoch k; the restarted attempt (which has a checkpoint)
 runs on. Like every key starting with ``_`` it is dropped before the ``SearchConfig`` is built.
@@ -14,22 +23,29 @@ runs on. Like every key starting with ``_`` it is dropped before the ``SearchCon
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
+import pyarrow.fs as pafs
 import ray
 import torch
 from ray import tune
 
 from trainables.config import config_from_trial
-from trainables.search import Search
+from trainables.search import CheckpointDiskFull, CorruptCheckpoint, Search, is_disk_full
+
+logger = logging.getLogger(__name__)
 
 FAIL_ONCE_AT_EPOCH = "_test_fail_once_at_epoch"
 # Tuning (study tune): a trial whose config names a record column under OBJECTIVE_COLUMN also
 # reports that column's value as OBJECTIVE, one metric name for every cell (ASHA compares it).
 OBJECTIVE_COLUMN = "_objective_column"
 OBJECTIVE = "objective"
+_CHECKPOINT_NAME = re.compile(r"checkpoint_(\d+)")  # Tune's checkpoint folders in a trial's storage
 
 
 def search_fields(config: dict[str, Any]) -> dict[str, Any]:
@@ -65,8 +81,7 @@ def search_trainable(config: dict[str, Any], fast: bool | None = None) -> None:
     search = Search(search_config, trial_device(), fast=fast)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            search.restore(directory)
+        restore_intact(search, checkpoint)
     fresh_start = checkpoint is None
     while not search.done:
         record = search.run_epoch()
@@ -74,6 +89,86 @@ def search_trainable(config: dict[str, Any], fast: bool | None = None) -> None:
             record = {**record, OBJECTIVE: record.get(objective_column)}
         with tempfile.TemporaryDirectory() as directory:
             search.save(directory)
-            tune.report(record, checkpoint=tune.Checkpoint.from_directory(directory))
+            try:
+                tune.report(record, checkpoint=tune.Checkpoint.from_directory(directory))
+            except OSError as error:  # Tune copying the checkpoint into the trial's storage
+                if not is_disk_full(error) or isinstance(error, CheckpointDiskFull):
+                    raise
+                folder = _trial_storage()
+                raise CheckpointDiskFull(
+                    error.errno,
+                    f"the disk is full: could not store the checkpoint of epoch {search.epoch} "
+                    f"in the trial folder {folder} ({error})",
+                    folder,
+                ) from error
         if fresh_start and fail_at is not None and search.epoch == fail_at:
             raise InjectedFault(f"test fault injected after epoch {fail_at}")
+
+
+def _trial_storage() -> str:
+    """The trial's folder in the run's storage (where Tune keeps its checkpoints); the trial's
+    local folder if Ray does not tell."""
+    context = tune.get_context()
+    try:
+        storage = context.get_storage()
+        path, kind = storage.trial_fs_path, storage.storage_filesystem.type_name
+    except Exception:  # a developer API of Ray: never let it hide the disk-full error
+        return context.get_trial_dir()
+    return path if kind == "local" else f"{kind}://{path}"
+
+
+def restore_intact(search: Search, checkpoint: tune.Checkpoint) -> tune.Checkpoint | None:
+    """Restore ``search`` from ``checkpoint`` or, when that one is corrupt or gone, from the
+    newest intact earlier checkpoint of the same trial; returns the checkpoint used, or None
+    when none is intact (``search`` is then untouched: the search starts afresh). Logs one
+    warning when it did not use ``checkpoint``."""
+    tried: list[str] = []
+    for candidate in _candidates(checkpoint):
+        try:
+            with candidate.as_directory() as directory:
+                search.restore(directory)
+        except (CorruptCheckpoint, FileNotFoundError) as error:
+            reason = error.reason if isinstance(error, CorruptCheckpoint) else str(error)
+            tried.append(f"{candidate.path} ({reason})")
+            continue
+        if tried:
+            logger.warning(
+                "checkpoint not usable: %s; resuming from the earlier checkpoint %s (after "
+                "epoch %d)",
+                "; ".join(tried),
+                candidate.path,
+                search.epoch,
+            )
+        return candidate
+    logger.warning("no intact checkpoint: %s; starting the search afresh", "; ".join(tried))
+    return None
+
+
+def _candidates(checkpoint: tune.Checkpoint) -> Iterator[tune.Checkpoint]:
+    """``checkpoint``, then the earlier ones (listed only when asked for: when it is not
+    usable)."""
+    yield checkpoint
+    yield from earlier_checkpoints(checkpoint)
+
+
+def earlier_checkpoints(checkpoint: tune.Checkpoint) -> list[tune.Checkpoint]:
+    """The checkpoints of the same trial older than ``checkpoint``, newest first: the sibling
+    folders ``checkpoint_NNNNNN`` with a lower number, listed through its filesystem."""
+    parent, _, name = checkpoint.path.rstrip("/").rpartition("/")
+    match = _CHECKPOINT_NAME.fullmatch(name)
+    if not parent or match is None:
+        return []
+    fs = checkpoint.filesystem
+    if fs is None:
+        return []
+    try:
+        entries = fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
+    except OSError as error:
+        logger.warning("cannot list the earlier checkpoints in %s: %s", parent, error)
+        return []
+    earlier = []
+    for entry in entries:
+        found = _CHECKPOINT_NAME.fullmatch(entry.base_name)
+        if entry.type == pafs.FileType.Directory and found and int(found[1]) < int(match[1]):
+            earlier.append((int(found[1]), entry.path))
+    return [tune.Checkpoint(path, filesystem=fs) for _, path in sorted(earlier, reverse=True)]
