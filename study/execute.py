@@ -1,49 +1,84 @@
-"""Execute a grid on a Ray cluster: start or join Ray, run the Tuner, write Parquet, summarise."""
+"""Execute a grid on a Ray cluster: own the experiment, start or join Ray, run the Tuner, write
+Parquet, summarise."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 
-import ray
 from ray import tune
 
-from study.results import ParquetResultsWriter
-from study.runner import RunOptions, build_tuner, ray_init_kwargs
-from trainables import records as R
+from study.experiment import Restart, finished_grid_trials, grid_record, open_experiment
+from study.inputs import check_cluster_resources
+from study.progress import ProgressDisplay
+from study.results import DISK_FULL_EXIT, ParquetResultsWriter, storage_failure_message
+from study.runner import RunOptions, build_tuner, experiment_path, grid_axes, ray_cluster
 from trainables.config import SearchConfig
-
-PROGRESS_METRICS = {
-    R.EPOCH: "epoch",
-    R.TRAIN_LOSS: "loss",
-    R.VALID_ACC: "valid",
-    R.BENCH["cifar10_test"]: "nb201 c10",
-    R.STATUS: "status",
-}
-PROGRESS_PARAMETERS = {"dataset": "data", "level": "level", "activation": "act", "seed": "seed"}
 
 
 def run_experiment(configs: Sequence[SearchConfig], options: RunOptions, experiment: str) -> int:
     """Run (or resume) ``experiment``; print progress and a summary. Exit status: 0 if every
-    trial finished, 1 if some errored (rerun the same command to resume them)."""
+    trial finished, 1 if some errored (rerun the same command to resume them), 3 if a full disk
+    stopped the run (free space, then rerun). Before Ray starts, the experiment is locked and
+    its grid and saved state checked (``study.experiment``; a refusal raises ``ValueError``)."""
     start = time.monotonic()
-    ray.init(**ray_init_kwargs(options), log_to_driver=False)
-    try:
-        parquet_root = options.storage("parquet")
-        writer = ParquetResultsWriter(parquet_root, experiment)
-        progress = tune.CLIReporter(
-            metric_columns=PROGRESS_METRICS,
-            parameter_columns=PROGRESS_PARAMETERS,
-            max_report_frequency=30,
-        )
-        results = build_tuner(configs, options, experiment, [writer], progress).fit()
-    finally:
-        ray.shutdown()
+    parquet_root = options.storage("parquet")
+    with open_experiment(
+        options.storage("tune"),
+        parquet_root,
+        experiment,
+        grid_record(configs),
+        restart=options.restart,
+        finished=lambda rows: finished_grid_trials(rows, configs),
+    ) as opened:
+        only = list(range(len(configs)))
+        if opened.restart is not None:
+            only = [index for index in only if index not in opened.restart.done]
+            print(restart_line(experiment, opened.restart, len(configs), len(only)))
+        errors, full = 0, None
+        if only:
+            locations = [parquet_root, experiment_path(options, experiment)]
+            with ray_cluster(options):
+                check_cluster_resources(options)
+                callbacks: list[tune.Callback] = [ParquetResultsWriter(parquet_root, experiment)]
+                if not options.verbose:
+                    callbacks.append(
+                        ProgressDisplay(experiment, total=len(only), fields=grid_axes(configs))
+                    )
+                tuner = build_tuner(configs, options, experiment, callbacks, only)
+                try:
+                    results = tuner.fit()
+                except Exception as error:
+                    message = storage_failure_message(error, locations)
+                    if message is None:
+                        raise
+                    print(f"\n{experiment}: {message}", file=sys.stderr)
+                    return DISK_FULL_EXIT
+            errors = len(results.errors)
+            full = next(
+                filter(None, (storage_failure_message(e, locations) for e in results.errors)),
+                None,
+            )
     benchmark_dir = next((c.benchmark_dir for c in configs if c.benchmark_dir), None)
-    _print_summary(
-        parquet_root, experiment, len(results.errors), time.monotonic() - start, benchmark_dir
+    _print_summary(parquet_root, experiment, errors, time.monotonic() - start, benchmark_dir)
+    if errors and full is not None:  # trials that failed on a full disk
+        print(f"\n{full}", file=sys.stderr)
+        return DISK_FULL_EXIT
+    return 1 if errors else 0
+
+
+def restart_line(experiment: str, restart: Restart, total: int, to_run: int) -> str:
+    """What ``--restart`` did, in one line."""
+    moved = f"damaged state moved to {restart.moved_to}; " if restart.moved_to else ""
+    superseded = (
+        f"; the rows of {len(restart.superseded)} unfinished trial(s) are kept but superseded"
+        if restart.superseded else ""
     )
-    return 1 if results.errors else 0
+    return (
+        f"{experiment}: restarted ({moved}{total - to_run} of {total} trials finished before and "
+        f"are kept, {to_run} start afresh{superseded})"
+    )
 
 
 def _print_summary(

@@ -197,6 +197,7 @@ def check_grid(
     text = store.read_text(fs, f"{exp_dir}/{GRID_FILE}")
     if text is None:
         return True
+    current = json.loads(json.dumps(current))  # as it reads back: tuples are lists
     try:
         stored = json.loads(text)
     except ValueError as error:

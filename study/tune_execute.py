@@ -15,19 +15,32 @@ number of finished samples per cell.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from study.results import ParquetResultsWriter
-from study.runner import RunOptions, experiment_path, ray_init_kwargs, run_config, trial_trainable
+from study.execute import restart_line
+from study.experiment import grid_record, open_experiment
+from study.inputs import check_cluster_resources
+from study.progress import ProgressDisplay
+from study.results import DISK_FULL_EXIT, ParquetResultsWriter, storage_failure_message
+from study.runner import (
+    RunOptions,
+    experiment_path,
+    ray_cluster,
+    restore_tuner,
+    run_config,
+    trial_trainable,
+)
 from study.tune_search import Binding, CellStudies, bind
 from study.tune_spec import TuneSpec
-from trainables import records as R
 from trainables.tune_trainable import OBJECTIVE
 
 DATABASE = "optuna.db"  # default Optuna storage: RESULTS/optuna.db (SQLite)
@@ -73,14 +86,15 @@ def build_tune_tuner(
     options: RunOptions,
     experiment: str,
     callbacks: list[tune.Callback],
-    progress: tune.ProgressReporter | None,
 ) -> tuple[tune.Tuner, frozenset[tuple[str, int]]]:
     """A Tuner for the tuning run, restored when the experiment exists, and the samples
     ``(study, number)`` its restored trials hold."""
     trainable = trial_trainable(options)
     path = experiment_path(options, experiment)
     if tune.Tuner.can_restore(path):
-        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False)
+        tuner = restore_tuner(
+            path, trainable, options, callbacks, resume_unfinished=True, resume_errored=False
+        )
         grid = tuner.get_results()
         configs = [grid[index].config or {} for index in range(len(grid))]
         known = frozenset(
@@ -104,38 +118,90 @@ def build_tune_tuner(
     tuner = tune.Tuner(
         trainable,
         tune_config=tune_config,
-        run_config=run_config(options, experiment, callbacks, progress),
+        run_config=run_config(options, experiment, callbacks),
     )
     return tuner, frozenset()
 
 
 def run_tuning(spec: TuneSpec, options: RunOptions, experiment: str, storage: str) -> int:
     """Run (or resume) the tuning experiment; print progress and the tuning tables. Exit
-    status 0 when every cell has its samples, 1 otherwise (rerun the same command)."""
+    status 0 when every cell has its samples, 1 otherwise (rerun the same command), 3 when a
+    full disk stopped the run. The experiment is locked and its spec and saved state checked
+    before Ray starts (``study.experiment``), as for ``study run``."""
     start = time.monotonic()
     parquet_root = options.storage("parquet")
-    ray.init(**ray_init_kwargs(options), log_to_driver=False)
-    try:
-        writer = ParquetResultsWriter(parquet_root, experiment)
-        progress = tune.CLIReporter(
-            metric_columns={R.EPOCH: "epoch", OBJECTIVE: "objective", R.STATUS: "status"},
-            parameter_columns={
-                "_tune_cell": "cell",
-                "_tune_sample": "sample",
-                **{p.name: p.name for p in spec.params},
-            },
-            max_report_frequency=30,
-        )
-        tuner, known = build_tune_tuner(spec, options, experiment, [writer], progress)
-        bind(experiment, Binding(storage, parquet_root, known))
-        tuner.fit()
-    finally:
-        ray.shutdown()
+    with open_experiment(
+        options.storage("tune"),
+        parquet_root,
+        experiment,
+        tuning_record(spec),
+        restart=options.restart,
+        finished=lambda rows: finished_samples(storage, rows),
+    ) as opened:
+        if opened.restart is not None:
+            restart = opened.restart
+            print(restart_line(experiment, restart, len(restart.done) + len(restart.superseded),
+                               len(restart.superseded)))
+        locations = [parquet_root, experiment_path(options, experiment)]
+        with ray_cluster(options):
+            check_cluster_resources(options)
+            callbacks: list[tune.Callback] = [ParquetResultsWriter(parquet_root, experiment)]
+            if not options.verbose:
+                fields = [p.name for p in spec.params]
+                callbacks.append(ProgressDisplay(experiment, fields=fields, objective=OBJECTIVE))
+            tuner, known = build_tune_tuner(spec, options, experiment, callbacks)
+            bind(experiment, Binding(storage, parquet_root, known))
+            try:
+                tuner.fit()
+            except Exception as error:
+                message = storage_failure_message(error, locations)
+                if message is None:
+                    raise
+                print(f"\n{experiment}: {message}", file=sys.stderr)
+                return DISK_FULL_EXIT
     final = CellStudies(spec, experiment)  # the database after the run: sidecar, importances
     counts = final.finished_counts()
     missing = {label: spec.samples - n for label, n in counts.items() if n < spec.samples}
     _print_summary(parquet_root, experiment, counts, time.monotonic() - start, spec)
     return 1 if missing else 0
+
+
+def tuning_record(spec: TuneSpec) -> dict[str, Any]:
+    """What a rerun of a tuning experiment must match: the cells' configs and every ``[tune]``
+    setting except ``samples`` (raising it extends the studies)."""
+    settings = {
+        "cells": [cell.label for cell in spec.cells],
+        "params": [dataclasses.asdict(param) for param in spec.params],
+        **{key: getattr(spec, key) for key in (
+            "objective", "epoch", "direction", "sampler", "seed", "early_stopping")},
+    }
+    return grid_record([cell.config for cell in spec.cells], settings)
+
+
+def finished_samples(storage: str, rows: Any) -> dict[tuple[str, int], str]:
+    """``{(study, sample): trial_id}`` of the samples in ``rows`` (de-duplicated results) that
+    the Optuna database holds as finished (complete, pruned or failed): what ``--restart``
+    keeps; the rows of samples still RUNNING there are superseded, and the searcher hands
+    those samples out again."""
+    import optuna
+    from optuna.trial import TrialState
+
+    done_states = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
+    found: dict[tuple[str, int], str] = {}
+    if "tune_study" not in rows:
+        return found
+    backend = optuna.storages.get_storage(storage)
+    names = {s.study_name for s in backend.get_all_studies()}
+    pairs = rows[["tune_study", "tune_sample", "trial_id"]].dropna().drop_duplicates()
+    for name, frame in pairs.groupby("tune_study"):
+        if name not in names:
+            continue
+        study = optuna.load_study(study_name=str(name), storage=backend)
+        states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+        for sample, trial_id in zip(frame["tune_sample"], frame["trial_id"], strict=True):
+            if states.get(int(sample)) in done_states:
+                found[(str(name), int(sample))] = str(trial_id)
+    return found
 
 
 def _print_summary(
