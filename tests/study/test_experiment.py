@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -215,3 +216,67 @@ def test_restart_moves_the_state_aside_keeps_finished_trials_and_supersedes_the_
     )
     again.close()
     assert again.restart is not None and again.restart.moved_to != restart.moved_to
+
+
+# ---------------------------------------------------------------------- study tune
+TUNE_SPEC = """name = "t"
+[base]
+dataset = "synthetic"
+epochs = 2
+[axes]
+level = ["single", "bi"]
+[tune]
+samples = 2
+objective = "valid_acc"
+seed = 0
+[tune.params]
+w_lr = { low = 1e-3, high = 0.1, log = true }
+"""
+
+
+def _spec(tmp_path: Path, text: str):
+    from study.tune_spec import load_tune_spec
+
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    return load_tune_spec(str(path))
+
+
+def test_a_tuning_rerun_must_match_its_spec_but_may_ask_for_more_samples(tmp_path):
+    from study.tune_execute import tuning_record
+
+    tune_root, parquet = str(tmp_path / "tune"), str(tmp_path / "parquet")
+    open_experiment(tune_root, parquet, "t", tuning_record(_spec(tmp_path, TUNE_SPEC))).close()
+    more = _spec(tmp_path, TUNE_SPEC.replace("samples = 2", "samples = 5"))
+    open_experiment(tune_root, parquet, "t", tuning_record(more)).close()
+    for change, named in [
+        (("seed = 0", "seed = 1"), "seed 0 -> 1"),
+        (('objective = "valid_acc"', 'objective = "train_loss"'), "objective"),
+        (("high = 0.1", "high = 0.2"), "params"),
+        (("epochs = 2", "epochs = 3"), "trial 0: epochs 2 -> 3"),
+    ]:
+        changed = _spec(tmp_path, TUNE_SPEC.replace(*change))
+        with pytest.raises(GridChanged, match=re.escape(named)):
+            open_experiment(tune_root, parquet, "t", tuning_record(changed))
+
+
+def test_restart_of_a_tuning_run_keeps_the_samples_the_database_finished(tmp_path):
+    import optuna
+
+    from study.tune_execute import finished_samples
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="t:level=single", storage=storage)
+    for state in ("complete", "pruned", "running"):
+        trial = study.ask()
+        if state == "complete":
+            study.tell(trial, 1.0)
+        elif state == "pruned":
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    rows = pd.DataFrame({
+        "tune_study": ["t:level=single"] * 4 + ["t:gone"],
+        "tune_sample": [0, 1, 2, 2, 0],
+        "trial_id": ["a", "b", "c", "c", "d"],
+    })
+    assert finished_samples(storage, rows) == {("t:level=single", 0): "a",
+                                               ("t:level=single", 1): "b"}
