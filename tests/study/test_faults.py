@@ -6,12 +6,13 @@ timing fields), no trial nobody asked for, and the rows in the folder the comman
 
 Fast scenarios (default run): a second driver on a running experiment; a rerun with a changed
 grid; a driver killed mid-run whose saved Tune state is then truncated (the rerun stops and
-names the damage, ``--restart`` finishes the grid). Other faults are covered where their parts
-live: a killed driver whose folder is copied and rerun elsewhere, and a node lost mid-trial
-(test_resilience.py), a full disk and a truncated checkpoint (test_disk_full.py,
-tests/trainables/test_checkpoint_integrity.py), a trial without its grid entry
-(tests/trainables), and random trial-worker kills at scale (benchmarks/soak.py, figures in
-docs/reliability.md).
+names the damage, ``--restart`` finishes the grid). Slow (``pytest -m slow``): a trial worker
+SIGKILLed mid-trial; a full disk met by the results writer (exit 3, then a rerun). Other faults
+are covered where their parts live: a killed driver whose folder is copied and rerun elsewhere,
+and a node lost mid-trial (test_resilience.py), a full disk and a truncated checkpoint
+(test_disk_full.py, tests/trainables/test_checkpoint_integrity.py), a trial without its grid
+entry (tests/trainables/test_tune_trainable.py), and random trial-worker kills at scale
+(benchmarks/soak.py, figures in docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -166,3 +167,104 @@ def test_damaged_state_stops_the_rerun_and_restart_finishes_the_grid_once(
         kept, before[before["trial_id"] == finished_id].set_index("epoch")["reported_at"]
     )
     assert list((results / "tune").glob("faults.damaged-*"))  # the old state was moved aside
+
+
+FULL_DISK_DRIVER = """
+import errno, sys
+from analysis import store
+from study.cli import main
+
+real, calls = store.atomic_write, []
+
+def atomic_write(fs, path, write):  # the second results part file meets a full disk
+    if "/part-" in path:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+    real(fs, path, write)
+
+store.atomic_write = atomic_write
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_the_command_with_exit_3_and_the_rerun_completes_the_grid(
+    undisturbed, tmp_path, ray_tmpdir
+):
+    """The driver's results writer meets ENOSPC on its second part file: the command ends with
+    exit status 3 and the disk-full message; a rerun (space back) finishes the grid, every
+    (entry, epoch) once, with the undisturbed values."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID)
+    results = tmp_path / "res"
+    env = subprocess_env(ray_tmpdir)
+    args = _cmd(grid, results, "--max-concurrent", "1")[3:]  # after "python -m study.cli"
+    full = subprocess.run([sys.executable, "-c", FULL_DISK_DRIVER, *args], cwd=tmp_path, env=env,
+                          text=True, capture_output=True, timeout=300, check=False)
+    kill_processes_mentioning(str(ray_tmpdir))
+    assert full.returncode == 3, full.stdout[-3000:] + full.stderr[-3000:]
+    assert "The disk is full" in full.stderr and "run the same command again" in full.stderr
+    rerun = subprocess.run(_cmd(grid, results), cwd=tmp_path, env=env, text=True,
+                           capture_output=True, timeout=300, check=False)
+    kill_processes_mentioning(str(ray_tmpdir))
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert_like_undisturbed(load_results(results, experiments=["faults"]), undisturbed["rows"])
+
+
+def _trial_workers(ray_tmpdir: Path) -> list[int]:
+    """Pids of this run's Ray workers running a trial (retitled ``ray::ImplicitFunc.train``;
+    a worker's environment names the run's RAY_TMPDIR)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"ray::ImplicitFunc.train") and (
+            f"RAY_TMPDIR={ray_tmpdir}".encode() in environ
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_a_killed_trial_worker_is_retried_and_the_grid_lands_once(
+    undisturbed, tmp_path, ray_tmpdir
+):
+    """SIGKILL the worker of a running trial once it has reported an epoch: the trial is
+    retried from its checkpoint, the command exits 0, every (entry, epoch) lands once with the
+    undisturbed values."""
+    import os
+    import signal
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID)
+    results = tmp_path / "res"
+    driver = subprocess.Popen(_cmd(grid, results, "--max-concurrent", "1"), cwd=tmp_path,
+                              env=subprocess_env(ray_tmpdir), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    killed = 0
+    try:
+        deadline = time.monotonic() + 200
+        while not killed and time.monotonic() < deadline and driver.poll() is None:
+            rows = _rows(results)
+            workers = _trial_workers(ray_tmpdir)
+            if rows is not None and rows["epoch"].max() < EPOCHS and workers:
+                os.kill(workers[0], signal.SIGKILL)
+                killed += 1
+            time.sleep(0.1)
+        output, _ = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        kill_processes_mentioning(str(ray_tmpdir))
+    assert killed == 1, "no trial worker was running mid-trial"
+    assert driver.returncode == 0, output[-3000:]
+    assert "retry 1 of" in output  # the display says retried, not errored
+    rows = load_results(results, experiments=["faults"])
+    assert_like_undisturbed(rows, undisturbed["rows"])
+    assert rows["attempt"].max() == 1
