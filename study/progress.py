@@ -7,9 +7,8 @@ What it prints (to stdout, each line stamped with the wall-clock time)::
     05:02:30 trial 0 started: level=single activation=softmax arch_weight_decay=0.001 seed=0
     05:12:12 trial 0 failed after epoch 1/2 (OSError: ...); retry 1 of 2 from its last checkpoint
     05:12:21 progress: 1 running, 1 retrying, 6 pending
-               trial  status    epoch  loss    nb201 %  img/s
-               1      running   1/2    2.4163  91.58    38
-               0      retrying  1/2    2.3777  88.91    30
+               trial  status   epoch  loss    nb201 %  img/s
+               1      running  1/2    2.4163  91.58    38
     05:12:59 trial 0 finished: epoch 2/2, loss 2.3164, nb201 91.93%, 46 img/s
     05:13:43 trial 1 diverged in epoch 2/2 (non-finite loss; its search ended)
     05:15:52 trial 2 errored after epoch 1/2 (3 failures: ...); see RESULTS/tune/.../error.txt
@@ -17,8 +16,9 @@ What it prints (to stdout, each line stamped with the wall-clock time)::
 
 A trial is named by its grid index (``_trial``, as ``study run --dry-run`` lists it) or, for
 ``study tune``, by its cell and sample number (``_tune_cell``, ``_tune_sample``). The table lists
-the running (and retrying) trials only, and only when a result came in since the last one, so a
-long grid prints a few lines per trial and no more. The callback never raises into the Tune loop.
+the running trials only (at most ``TABLE_ROWS``; a restarted one as retrying until its first
+result), and only when a result came in since the last one, so a long grid prints a few lines
+per trial and no more. The callback never raises into the Tune loop.
 """
 
 from __future__ import annotations
@@ -215,9 +215,14 @@ class ProgressDisplay(tune.Callback):
     def _table(self, trials: Sequence[Trial]) -> None:
         counts = _state_counts(trials, self._retrying)
         self._say("progress: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
-        live = [t for t in trials if t.status == Trial.RUNNING or t.trial_id in self._retrying]
+        # running trials only (a restarted one shows as retrying until its first result): one
+        # waiting for its restart is counted above and was said when it failed, and a wall of
+        # them after many failures would bury the running ones
+        live = [t for t in trials if t.status == Trial.RUNNING]
         if not live:
             return
+        hidden = max(0, len(live) - TABLE_ROWS)
+        live = live[:TABLE_ROWS]
         header = ["trial", "status", "epoch", "loss", "nb201 %"]
         header += [self.objective] if self.objective else []
         header += ["img/s"]
@@ -239,6 +244,11 @@ class ProgressDisplay(tune.Callback):
         for row in rows:
             cells = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
             self._write(" " * 11 + cells.rstrip())
+        if hidden:
+            self._write(" " * 11 + f"... and {hidden} more running")
+
+
+TABLE_ROWS = 20  # running trials shown in a table at most
 
 
 # ---------------------------------------------------------------------- trials, pure helpers

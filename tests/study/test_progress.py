@@ -23,7 +23,7 @@ from ray.tune.experiment import Experiment, Trial
 from ray_processes import subprocess_env
 from tiny_specs import tiny_toml
 
-from study.progress import ProgressDisplay, closing_counts, summarize_error
+from study.progress import TABLE_ROWS, ProgressDisplay, closing_counts, summarize_error
 from study.runner import (
     RunOptions,
     build_tuner,
@@ -217,6 +217,27 @@ def test_the_table_lists_running_trials_every_period_only_after_new_results() ->
     clock.now += 31
     display.on_step_end(0, trials)
     assert _lines(out) == []  # nothing new since the last table
+
+
+def test_the_table_leaves_out_trials_waiting_to_retry_and_caps_its_rows(trial_folders) -> None:
+    display, out, clock = _display(every=30)
+    trials = [_trial(i) for i in range(TABLE_ROWS + 3)]
+    for trial in trials:
+        _start(display, trials, trial)
+        _report(display, trials, trial, 1, train_loss=2.0)
+    waiting = trials[0]
+    waiting.handle_error(RuntimeError("killed"))
+    waiting.set_status(Trial.PENDING)
+    display.on_trial_recover(0, trials, waiting)
+    _report(display, trials, trials[1], 2, train_loss=1.5)
+    _lines(out)
+    clock.now += 31
+    display.on_step_end(0, trials)
+    table = _lines(out)
+    assert table[0] == f"progress: {TABLE_ROWS + 2} running, 1 retrying"
+    rows = [line.split()[0] for line in table[2:-1]]
+    assert "0" not in rows and len(rows) == TABLE_ROWS  # the waiting trial has no row
+    assert table[-1].strip() == "... and 2 more running"
 
 
 def test_study_tune_trials_are_named_by_cell_and_sample_with_their_objective() -> None:
