@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import importlib.metadata
+import json
 import logging
 import os
 import pickle
@@ -345,13 +346,19 @@ def _disk_full_message(what: str, damaged_state: str | None = None) -> str:
 
 
 def _damaged_tune_state(location: str | os.PathLike) -> str | None:
-    """What is damaged in the Tune state kept in ``location`` (``study.experiment``'s check, the
-    one the next run applies), or None."""
-    from study.experiment import state_problems
-
-    fs, path = store.resolve_location(location)
-    problems = state_problems(fs, path)
-    return "; ".join(problems) if problems else None
+    """The newest Tune experiment state file in local folder ``location`` (the one a restore
+    reads) when it is not valid JSON; None when it is, or when there is none."""
+    text = os.fspath(location)
+    if "://" in text and not text.startswith("file://"):
+        return None
+    states = sorted(Path(text.removeprefix("file://")).glob("experiment_state-*.json"))
+    if not states:
+        return None
+    try:
+        json.loads(states[-1].read_bytes())
+    except (OSError, ValueError):
+        return str(states[-1])
+    return None
 
 
 def _exception_chain(error: BaseException) -> Iterator[BaseException]:

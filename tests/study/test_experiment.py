@@ -115,21 +115,16 @@ def _trivial(config):
 
 
 @pytest.fixture(scope="module")
-def tune_experiment(tmp_path_factory) -> Path:
-    """A real (finished) Tune experiment folder of 2 trivial trials."""
-    import ray
+def tune_experiment(tmp_path_factory, ray_local) -> Path:
+    """A real (finished) Tune experiment folder of 2 trivial trials, on the session's cluster."""
     from ray import tune
 
     root = tmp_path_factory.mktemp("tune")
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    try:
-        tune.Tuner(
-            _trivial,
-            param_space={"i": tune.grid_search([0, 1])},
-            run_config=tune.RunConfig(name="exp", storage_path=str(root), verbose=0),
-        ).fit()
-    finally:
-        ray.shutdown()
+    tune.Tuner(
+        _trivial,
+        param_space={"i": tune.grid_search([0, 1])},
+        run_config=tune.RunConfig(name="exp", storage_path=str(root), verbose=0),
+    ).fit()
     return root / "exp"
 
 
