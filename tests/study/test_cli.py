@@ -113,6 +113,7 @@ def test_missing_data_directory_fails_before_ray_starts(tmp_path, capsys) -> Non
     assert not results.exists()
 
 
+@pytest.mark.slow
 def test_run_writes_every_trial_epoch_once_and_rerun_resumes_without_rerunning(tmp_path) -> None:
     grid = _write(tmp_path, TINY_GRID)
     first = _study("run", str(grid), "--results", "res", "--name", "tiny", cwd=tmp_path)

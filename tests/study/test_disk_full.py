@@ -89,6 +89,7 @@ class _CutShortBeforeRetry(tune.Callback):
 
 
 # ---------------------------------------------------------------------- corrupt checkpoints
+@pytest.mark.slow
 def test_a_retried_trial_resumes_from_its_last_intact_checkpoint(ray_local, tmp_path) -> None:
     """A trial crashes once after epoch 2; before the retry, its newest checkpoint is cut short.
     The retry resumes after epoch 1 (the previous checkpoint) and the trial ends with the

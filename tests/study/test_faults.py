@@ -5,9 +5,10 @@ Every scenario ends with the same checks against an undisturbed run of the same 
 timing fields), no trial nobody asked for, and the rows in the folder the command named.
 
 Fast scenarios (default run): a second driver on a running experiment; a rerun with a changed
-grid; a driver killed mid-run whose saved Tune state is then truncated (the rerun stops and
-names the damage, ``--restart`` finishes the grid). Slow (``pytest -m slow``): a trial worker
-SIGKILLed mid-trial; a full disk met by the results writer (exit 3, then a rerun). Other faults
+grid. Slow (``pytest -m slow``): a driver killed mid-run whose saved Tune state is then
+truncated (the rerun stops and names the damage, ``--restart`` finishes the grid); a trial
+worker SIGKILLed mid-trial; a full disk met by the results writer (exit 3, then a rerun). The
+state check and ``--restart`` also have fast tests without a run (test_experiment.py). Other faults
 are covered where their parts live: a killed driver whose folder is copied and rerun elsewhere,
 and a node lost mid-trial (test_resilience.py), a full disk and a truncated checkpoint
 (test_disk_full.py, tests/trainables/test_checkpoint_integrity.py), a trial without its grid
@@ -122,6 +123,7 @@ def test_a_rerun_with_a_changed_grid_exits_2_naming_the_change(undisturbed):
     assert _raw_rows(work / "res") == 2 * EPOCHS
 
 
+@pytest.mark.slow
 def test_damaged_state_stops_the_rerun_and_restart_finishes_the_grid_once(
     undisturbed, tmp_path, ray_tmpdir
 ):

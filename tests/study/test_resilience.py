@@ -71,6 +71,7 @@ def _finished(frame: pd.DataFrame | None, experiment_dir: Path) -> set[str]:
 
 
 # ---------------------------------------------------------------------- 1. driver kill
+@pytest.mark.slow
 def test_killed_driver_resumes_and_writes_every_trial_epoch_exactly_once(
     tmp_path, ray_tmpdir
 ) -> None:

@@ -118,6 +118,7 @@ def test_writer_records_every_epoch_of_every_trial(ray_local, tmp_path) -> None:
     assert again["created_at"] == metadata["created_at"] and len(again["runs"]) == 2
 
 
+@pytest.mark.slow
 def test_restarted_trial_last_attempt_wins(ray_local, tmp_path) -> None:
     config = BASE.replace(level="bi", epochs=3)
     undisturbed = list(run_search(config))
