@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from trainables import records as R
-from trainables.config import ADDED_FIELDS, FIELD_DOCS, FIELD_TYPES, SearchConfig
+from trainables.config import ADDED_FIELDS, FIELD_DEFAULTS, FIELD_DOCS, FIELD_TYPES, SearchConfig
 
 logger = logging.getLogger(__name__)
 
@@ -188,12 +188,11 @@ class ResultFormat:
 # a default that means what every search before it did, so older files read with that default
 # (not null): their rows keep their meaning and group with new rows of the same search.
 ADDED_CONFIG_FIELDS = ADDED_FIELDS
-_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 SEARCH = ResultFormat(
     "search",
     _search_columns(),
     added=(R.EXEC_PATH, *TUNING_COLUMNS, *ADDED_CONFIG_FIELDS),
-    defaults={name: _CONFIG_DEFAULTS[name] for name in ADDED_CONFIG_FIELDS},
+    defaults={name: FIELD_DEFAULTS[name] for name in ADDED_CONFIG_FIELDS},
 )
 
 

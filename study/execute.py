@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from ray import tune
 
@@ -46,14 +47,9 @@ def run_experiment(configs: Sequence[SearchConfig], options: RunOptions, experim
                     callbacks.append(
                         ProgressDisplay(experiment, total=len(only), fields=grid_axes(configs))
                     )
-                tuner = build_tuner(configs, options, experiment, callbacks, only)
-                try:
-                    results = tuner.fit()
-                except Exception as error:
-                    message = storage_failure_message(error, locations)
-                    if message is None:
-                        raise
-                    print(f"\n{experiment}: {message}", file=sys.stderr)
+                results = fit(build_tuner(configs, options, experiment, callbacks, only),
+                              experiment, locations)
+                if results is None:
                     return DISK_FULL_EXIT
             errors = len(results.errors)
             full = next(
@@ -66,6 +62,19 @@ def run_experiment(configs: Sequence[SearchConfig], options: RunOptions, experim
         print(f"\n{full}", file=sys.stderr)
         return DISK_FULL_EXIT
     return 1 if errors else 0
+
+
+def fit(tuner: tune.Tuner, experiment: str, locations: Sequence[str]) -> Any:
+    """``tuner.fit()``'s results, or None when a full disk stopped the run (the message, which
+    says how to go on, is printed to stderr); any other error is raised."""
+    try:
+        return tuner.fit()
+    except Exception as error:
+        message = storage_failure_message(error, locations)
+        if message is None:
+            raise
+        print(f"\n{experiment}: {message}", file=sys.stderr)
+        return None
 
 
 def restart_line(experiment: str, restart: Restart, total: int, to_run: int) -> str:

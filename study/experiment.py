@@ -39,7 +39,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from analysis import store
-from trainables.config import ADDED_FIELDS, SearchConfig
+from trainables.config import ADDED_FIELDS, FIELD_DEFAULTS, SearchConfig
 
 GRID_FILE = "study-grid.json"
 LOCK_SUFFIX = ".lock"
@@ -48,7 +48,6 @@ LOCATION_FIELDS = ("data_dir", "benchmark_dir")  # where data lives, not what a 
 _TUNER_PICKLE = "tuner.pkl"
 _STATE_PREFIX, _STATE_SUFFIX = "experiment_state-", ".json"
 _STAMPED = re.compile(r"^(.*)-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(\.json|\.pkl)$")
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 _SHOWN = 5  # differences named in a message before "and N more"
 
 
@@ -148,7 +147,7 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
         name: value
         for name, value in config.items()
         if name not in LOCATION_FIELDS
-        and not (name in ADDED_FIELDS and value == _DEFAULTS.get(name))
+        and not (name in ADDED_FIELDS and value == FIELD_DEFAULTS.get(name))
     }
 
 
@@ -169,8 +168,8 @@ def grid_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[st
     for index, (a, b) in enumerate(zip(old, new, strict=False)):
         changed = sorted(set(a) | set(b))
         fields = [
-            f"{k} {_show(a, k)} -> {_show(b, k)}" for k in changed if a.get(k, _DEFAULTS.get(k))
-            != b.get(k, _DEFAULTS.get(k))
+            f"{k} {_show(a, k)} -> {_show(b, k)}" for k in changed if a.get(k, FIELD_DEFAULTS.get(k))
+            != b.get(k, FIELD_DEFAULTS.get(k))
         ]
         if fields:
             lines.append(f"trial {index}: {', '.join(fields)}")
@@ -186,7 +185,7 @@ def grid_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[st
 
 
 def _show(config: dict[str, Any], key: str) -> str:
-    return repr(config.get(key, _DEFAULTS.get(key)))
+    return repr(config.get(key, FIELD_DEFAULTS.get(key)))
 
 
 def check_grid(

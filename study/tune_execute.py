@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,11 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from study.execute import restart_line
+from study.execute import fit, restart_line
 from study.experiment import grid_record, open_experiment
 from study.inputs import check_cluster_resources
 from study.progress import ProgressDisplay
-from study.results import DISK_FULL_EXIT, ParquetResultsWriter, storage_failure_message
+from study.results import DISK_FULL_EXIT, ParquetResultsWriter
 from study.runner import (
     RunOptions,
     experiment_path,
@@ -151,13 +150,7 @@ def run_tuning(spec: TuneSpec, options: RunOptions, experiment: str, storage: st
                 callbacks.append(ProgressDisplay(experiment, fields=fields, objective=OBJECTIVE))
             tuner, known = build_tune_tuner(spec, options, experiment, callbacks)
             bind(experiment, Binding(storage, parquet_root, known))
-            try:
-                tuner.fit()
-            except Exception as error:
-                message = storage_failure_message(error, locations)
-                if message is None:
-                    raise
-                print(f"\n{experiment}: {message}", file=sys.stderr)
+            if fit(tuner, experiment, locations) is None:
                 return DISK_FULL_EXIT
     final = CellStudies(spec, experiment)  # the database after the run: sidecar, importances
     counts = final.finished_counts()

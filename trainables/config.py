@@ -323,6 +323,8 @@ def _field_types() -> dict[str, FieldType]:
 
 
 FIELD_TYPES: dict[str, FieldType] = _field_types()
+# Each field's declared default (``depth`` is None here: filled per space in __post_init__).
+FIELD_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(SearchConfig)}
 
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # int fields: the results' int64 columns
