@@ -1,5 +1,5 @@
 """Types shared by the dataset readers: image splits (in memory or file-backed), a search dataset,
-the not-found error."""
+an evaluation dataset, the not-found error."""
 
 from __future__ import annotations
 
@@ -73,6 +73,32 @@ class FileSplit:
         return len(self.paths)
 
 
+def check_halves(
+    name: str,
+    halves: dict[str, ImageSplit | FileSplit],
+    num_classes: int,
+    std: tuple[float, float, float],
+) -> None:
+    """``ValueError`` naming the problem unless every half's labels lie in [0, num_classes),
+    the halves are of one kind (in memory or file-backed) and ``std`` is positive."""
+    for half_name, half in halves.items():
+        labels = half.labels
+        if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(
+                f"{name}: {half_name} labels must lie in [0, {num_classes}); got "
+                f"[{int(labels.min())}, {int(labels.max())}]"
+            )
+    kinds = {type(half).__name__ for half in halves.values()}
+    if len(kinds) > 1:
+        named = " and ".join(halves)
+        raise ValueError(
+            f"{name}: {named} must both be ImageSplit or both FileSplit; got "
+            f"{' and '.join(type(h).__name__ for h in halves.values())}"
+        )
+    if any(s <= 0 for s in std):
+        raise ValueError(f"{name}: std must be positive per channel; got {std}")
+
+
 @dataclass(frozen=True)
 class SearchDataset:
     """Both halves of a search dataset plus what augmentation needs to know about them.
@@ -104,17 +130,51 @@ class SearchDataset:
     held_out_from_train: bool = True
 
     def __post_init__(self) -> None:
-        for half_name, half in (("train", self.train), ("held_out", self.held_out)):
-            labels = half.labels
-            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+        check_halves(self.name, {"train": self.train, "held_out": self.held_out},
+                     self.num_classes, self.std)
+
+
+@dataclass(frozen=True)
+class EvaluationDataset:
+    """The data a DARTS genotype is trained on from scratch and then tested on (never searched on).
+
+    Attributes:
+        name: registry name (one of :data:`EVAL_DATASET_NAMES`).
+        train: the whole training set the network trains on.
+        test: the separate test set the trained network is scored on; a search never reads it.
+        num_classes: number of classes; labels lie in [0, num_classes).
+        mean, std: per-channel statistics in [0, 1] pixel units (pixel / 255), for normalising.
+        crop_padding: zero padding in pixels for the random crop (4 at 32x32); unused by
+            file-backed splits, which use a random resized crop (0 by convention).
+        input_size: side in pixels of the square images the network sees (32, or 224 for
+            ImageNet-1k); in-memory splits hold images of exactly that side, file-backed ones are
+            cropped and resized to it.
+    Both halves are of one kind: in-memory :class:`ImageSplit` or file-backed :class:`FileSplit`.
+    """
+
+    name: str
+    train: ImageSplit | FileSplit
+    test: ImageSplit | FileSplit
+    num_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    crop_padding: int
+    input_size: int
+
+    def __post_init__(self) -> None:
+        halves = {"train": self.train, "test": self.test}
+        check_halves(self.name, halves, self.num_classes, self.std)
+        for half_name, half in halves.items():
+            if isinstance(half, ImageSplit) and tuple(half.images.shape[2:]) != (
+                self.input_size,
+                self.input_size,
+            ):
                 raise ValueError(
-                    f"{self.name}: {half_name} labels must lie in [0, {self.num_classes}); got "
-                    f"[{int(labels.min())}, {int(labels.max())}]"
+                    f"{self.name}: {half_name} images must be {self.input_size}x{self.input_size} "
+                    f"(input_size); got {tuple(half.images.shape[2:])}"
                 )
-        if type(self.train) is not type(self.held_out):
+        if self.input_size <= 0 or self.crop_padding < 0:
             raise ValueError(
-                f"{self.name}: train and held_out must both be ImageSplit or both FileSplit; got "
-                f"{type(self.train).__name__} and {type(self.held_out).__name__}"
+                f"{self.name}: input_size must be positive and crop_padding non-negative; got "
+                f"{self.input_size} and {self.crop_padding}"
             )
-        if any(s <= 0 for s in self.std):
-            raise ValueError(f"{self.name}: std must be positive per channel; got {self.std}")

@@ -4,6 +4,8 @@ Which images go to ``train`` and ``held_out`` follows the reference (``DARTS-V1`
 with the split files shipped in ``trainables/splits/``: CIFAR-10 halves its train set
 (``cifar-split.txt``); CIFAR-100 and ImageNet16-120 train on their train set and hold out the
 ``xvalid`` half of their test / val set. Each reader checks every file exists before reading any.
+:func:`load_cifar10_evaluation` reads CIFAR-10 for evaluating a genotype instead: the whole train
+set and the official test set (``test_batch``), which no search reads.
 
 The raw files are Python pickles (the format the datasets are distributed in). Unpickling runs
 code chosen by whoever wrote the file, so only point ``data_dir`` at files from a trusted source.
@@ -21,7 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainables.datasets.base import DatasetNotFoundError, ImageSplit, SearchDataset
+from trainables.datasets.base import (
+    DatasetNotFoundError,
+    EvaluationDataset,
+    ImageSplit,
+    SearchDataset,
+)
 
 CIFAR_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
 CIFAR_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
@@ -127,6 +134,10 @@ def _require_data_dir(data_dir: str | os.PathLike[str] | None, name: str, hint: 
 
 def _cifar10_files(root: Path) -> list[Path]:
     return [root / "cifar-10-batches-py" / f"data_batch_{i}" for i in range(1, 6)]
+
+
+def _cifar10_test_file(root: Path) -> Path:
+    return root / "cifar-10-batches-py" / "test_batch"
 
 
 def _cifar100_files(root: Path) -> list[Path]:
@@ -304,6 +315,46 @@ def load_imagenet16_120(
         std=IMAGENET16_STD,
         crop_padding=2,
         held_out_from_train=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation data: the whole train set and the test set
+# ---------------------------------------------------------------------------------------------
+
+
+def require_cifar10_evaluation_files(data_dir: str | os.PathLike[str] | None) -> Path:
+    """Check that CIFAR-10's five train batches and ``test_batch`` are under ``data_dir``.
+
+    Reads nothing; returns ``data_dir`` as a Path, or raises DatasetNotFoundError naming the first
+    missing folder or file and what to download. Used by the loader and, before any trial starts,
+    by ``check_evaluation_files``.
+    """
+    root = require_files("cifar10", data_dir)
+    _require_files([_cifar10_test_file(root)], CIFAR10_HINT)
+    return root
+
+
+def load_cifar10_evaluation(data_dir: str | os.PathLike[str] | None) -> EvaluationDataset:
+    """CIFAR-10 for evaluating a genotype: train = all 50k train images, test = the 10k test images.
+
+    train keeps the order of ``data_batch_1..5``, test the order of ``test_batch``; 32x32 pixels,
+    the search's CIFAR mean/std and crop padding 4.
+    """
+    root = require_cifar10_evaluation_files(data_dir)
+    parts = [_read_batch(p, "labels", 32) for p in _cifar10_files(root)]
+    test_images, test_labels = _read_batch(_cifar10_test_file(root), "labels", 32)
+    return EvaluationDataset(
+        name="cifar10",
+        train=_make_split(
+            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), None
+        ),
+        test=_make_split(test_images, test_labels, None),
+        num_classes=10,
+        mean=CIFAR_MEAN,
+        std=CIFAR_STD,
+        crop_padding=4,
+        input_size=32,
     )
 
 

@@ -1,4 +1,8 @@
-"""Offline datasets: ``digits`` (real handwritten digits shipped inside scikit-learn), ``synthetic`` (tests)."""
+"""Offline datasets: ``digits`` (real handwritten digits shipped inside scikit-learn), ``synthetic`` (tests).
+
+Their evaluation datasets reuse the search split: train = the search's ``train`` half, test = its
+``held_out`` half (disjoint images), as neither has a separate official test set.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import os
 
 import torch
 
-from trainables.datasets.base import ImageSplit, SearchDataset
+from trainables.datasets.base import EvaluationDataset, ImageSplit, SearchDataset
 
 # ---------------------------------------------------------------------------------------------
 
@@ -126,6 +130,47 @@ def load_synthetic(
         std=(0.25, 0.25, 0.25),
         crop_padding=4,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation data: the search's train half to train on, its held_out half to test on
+# ---------------------------------------------------------------------------------------------
+
+OFFLINE_INPUT_SIZE = 32  # both offline datasets are 32x32 RGB
+
+
+def _evaluation_from_search(search: SearchDataset) -> EvaluationDataset:
+    """``search`` as an evaluation dataset: train = its train half, test = its held_out half."""
+    return EvaluationDataset(
+        name=search.name,
+        train=search.train,
+        test=search.held_out,
+        num_classes=search.num_classes,
+        mean=search.mean,
+        std=search.std,
+        crop_padding=search.crop_padding,
+        input_size=OFFLINE_INPUT_SIZE,
+    )
+
+
+def load_digits_evaluation(data_dir: str | os.PathLike[str] | None = None) -> EvaluationDataset:
+    """``digits`` for evaluating a genotype: train 901 images, test the disjoint 896 held out.
+
+    The halves, mean/std and padding are those of :func:`load_digits`; ``data_dir`` is ignored.
+    """
+    del data_dir
+    return _evaluation_from_search(load_digits())
+
+
+def load_synthetic_evaluation(
+    data_dir: str | os.PathLike[str] | None = None,
+) -> EvaluationDataset:
+    """``synthetic`` for evaluating a genotype: train 640 images, test the separate 320.
+
+    The halves, mean/std and padding are those of :func:`load_synthetic`; ``data_dir`` is ignored.
+    """
+    del data_dir
+    return _evaluation_from_search(load_synthetic())
 
 
 # ---------------------------------------------------------------------------------------------
