@@ -49,8 +49,11 @@ from analysis.store import (
     RESULT_KEY,
     SEARCH,
     TRIAL_KEY,
+    ResultFormat,
     experiment_folders,
+    experiment_kind,
     part_files,
+    result_format,
     superseded_trials,
 )
 
@@ -65,8 +68,9 @@ def load_results(
     final_only: bool = False,
     on_bad_file: Literal["raise", "skip"] = "raise",
     alphas: bool = True,
+    kind: str = "search",
 ) -> pd.DataFrame:
-    """All results under ``root`` as one DataFrame, one row per trial × epoch.
+    """All search results under ``root`` as one DataFrame, one row per trial × epoch.
 
     Rows are de-duplicated on (experiment, trial_id, epoch), keeping the highest
     (attempt, reported_at), and sorted by experiment, trial_id, epoch. ``experiments`` restricts
@@ -75,6 +79,11 @@ def load_results(
     columns (``ALPHA_COLUMNS``): they are most of the bytes, and tables do not need them, so a
     large read gets several times faster. Rows of trials the experiment's sidecar marks
     superseded (their grid entry was started again by ``study run --restart``) are left out.
+
+    ``kind`` picks the result kind read (``analysis.store.FORMATS``): experiments of another
+    kind under the same root (``study evaluate`` writes its evaluations beside the searches) are
+    left out, and naming one in ``experiments`` raises ``ValueError`` saying which reader to use
+    (``load_evaluations`` for evaluations).
 
     A file that is not Parquet, lacks a key column, or holds rows of another experiment than its
     folder names raises ``ValueError`` naming it; with ``on_bad_file="skip"`` it is skipped with a
@@ -85,7 +94,8 @@ def load_results(
         raise ValueError(f"on_bad_file={on_bad_file!r}; choose 'raise' or 'skip'")
     if isinstance(experiments, str):
         experiments = [experiments]
-    fs, folders = experiment_folders(root, experiments)
+    fmt = result_format(kind)
+    fs, folders = _folders_of_kind(root, experiments, fmt)
     files = _part_files(fs, folders, root)
     skipped = set() if alphas else set(ALPHA_COLUMNS)
     tables = []
@@ -101,7 +111,7 @@ def load_results(
     if not tables:
         raise FileNotFoundError(f"no readable results files under {root!s}")
     table = _in_schema_order(
-        _drop_null_keys(pa.concat_tables(tables, promote_options="permissive"))
+        _drop_null_keys(pa.concat_tables(tables, promote_options="permissive")), fmt
     )
     del tables
     rows = _last_attempt_rows(table, final_only)
@@ -118,7 +128,45 @@ def load_results(
     return _to_pandas(table)
 
 
+def load_evaluations(
+    root: str | os.PathLike,
+    *,
+    experiments: Sequence[str] | None = None,
+    final_only: bool = False,
+    on_bad_file: Literal["raise", "skip"] = "raise",
+) -> pd.DataFrame:
+    """All evaluation results under ``root`` (``study evaluate``: genotypes trained from
+    scratch) as one DataFrame, one row per trial × epoch, read and de-duplicated as
+    ``load_results`` reads searches; the columns are ``analysis.store.EVALUATION``'s."""
+    return load_results(
+        root, experiments=experiments, final_only=final_only, on_bad_file=on_bad_file,
+        kind="evaluation",
+    )
+
+
 # ---------------------------------------------------------------------- listing
+def _folders_of_kind(
+    root: str | os.PathLike, experiments: Sequence[str] | None, fmt: ResultFormat
+) -> tuple[pafs.FileSystem, dict[str, str]]:
+    """The experiment folders of result kind ``fmt.kind`` (all of them, or ``experiments``,
+    each of which must be of that kind)."""
+    fs, folders = experiment_folders(root, experiments)
+    kinds = {name: experiment_kind(fs, folder) for name, folder in folders.items()}
+    if experiments is not None:
+        wrong = {name: k for name, k in kinds.items() if k != fmt.kind}
+        if wrong:
+            readers = {"search": "load_results", "evaluation": "load_evaluations"}
+            named = ", ".join(f"{n!r} holds {k} results" for n, k in sorted(wrong.items()))
+            raise ValueError(
+                f"{named}; read {'it' if len(wrong) == 1 else 'them'} with "
+                f"analysis.{readers[next(iter(wrong.values()))]}"
+            )
+    folders = {name: folder for name, folder in folders.items() if kinds[name] == fmt.kind}
+    if not folders:
+        raise FileNotFoundError(f"no {fmt.kind} experiments under {root!s}")
+    return fs, folders
+
+
 def _part_files(
     fs: pafs.FileSystem, folders: dict[str, str], root
 ) -> list[tuple[str, str]]:
@@ -175,10 +223,10 @@ def _types_mapper(arrow_type: pa.DataType):
     return None
 
 
-def _in_schema_order(table: pa.Table) -> pa.Table:
+def _in_schema_order(table: pa.Table, fmt: ResultFormat = SEARCH) -> pa.Table:
     """Columns in the results schema's order (older files lack later columns, which permissive
     concatenation appends at the end), then any column the schema does not know."""
-    known = [name for name in SEARCH.schema().names if name in table.column_names]
+    known = [name for name in fmt.schema().names if name in table.column_names]
     extra = [name for name in table.column_names if name not in set(known)]
     return table.select(known + extra)
 

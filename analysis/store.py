@@ -48,6 +48,7 @@ import pyarrow.fs as pafs
 
 from trainables import records as R
 from trainables.config import ADDED_FIELDS, FIELD_DEFAULTS, FIELD_DOCS, FIELD_TYPES, SearchConfig
+from trainables.eval_config import EVAL_FIELD_DOCS, EVAL_FIELD_TYPES, EvalConfig
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,15 @@ class ResultFormat:
     columns: tuple[Column, ...]
     added: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # for added columns
+    directions: Mapping[str, str] = dataclasses.field(default_factory=dict)  # metric: max | min
+
+    def record_columns(self) -> list[str]:
+        """The columns a trainable reports (record and execution groups), in order."""
+        return [c.name for c in self.columns if c.group in ("record", "execution")]
+
+    def config_columns(self) -> list[str]:
+        """The columns copied from a trial's config, in order."""
+        return [c.name for c in self.columns if c.group == "config"]
 
     def schema(self) -> pa.Schema:
         """The schema of every part file written today: the columns, in order."""
@@ -193,7 +203,40 @@ SEARCH = ResultFormat(
     _search_columns(),
     added=(R.EXEC_PATH, *TUNING_COLUMNS, *ADDED_CONFIG_FIELDS),
     defaults={name: FIELD_DEFAULTS[name] for name in ADDED_CONFIG_FIELDS},
+    directions=R.METRIC_DIRECTIONS,
 )
+
+
+def _evaluation_columns() -> tuple[Column, ...]:
+    config = tuple(
+        Column(name, _ARROW_BASE[EVAL_FIELD_TYPES[name].base], "config", *EVAL_FIELD_DOCS[name])
+        for name in EvalConfig.field_names()
+    )
+    record = tuple(
+        Column(name, _ARROW_KIND[field.kind], "record", field.unit, field.meaning)
+        for name, field in R.EVAL_FIELDS.items()
+    )
+    return (*_KEYS, *config, *record)
+
+
+# Evaluation rows (``study evaluate``): keys, every EvalConfig field, every evaluation record
+# field; one row per reported epoch of a genotype trained from scratch. Their experiments sit
+# beside the searches' under the same root; the sidecar's ``kind`` tells them apart.
+EVALUATION = ResultFormat("evaluation", _evaluation_columns(), directions=R.EVAL_METRIC_DIRECTIONS)
+FORMATS: dict[str, ResultFormat] = {fmt.kind: fmt for fmt in (SEARCH, EVALUATION)}
+_EVAL_CLASH = set(R.EVAL_RECORD_FIELDS) & set(EvalConfig.field_names()) | set(KEY_COLUMNS) & (
+    set(R.EVAL_RECORD_FIELDS) | set(EvalConfig.field_names())
+)
+if _EVAL_CLASH:
+    raise RuntimeError(f"evaluation column names {sorted(_EVAL_CLASH)} are used twice; rename them")
+
+
+def result_format(kind: str) -> ResultFormat:
+    """The format of result kind ``kind`` ('search' | 'evaluation'); ``ValueError`` otherwise."""
+    try:
+        return FORMATS[kind]
+    except KeyError:
+        raise ValueError(f"unknown result kind {kind!r}; known: {list(FORMATS)}") from None
 
 
 def results_schema() -> pa.Schema:
@@ -375,8 +418,8 @@ def record_run(
     for key in ("versions", "git_revision"):
         if key in run:
             metadata[key] = run[key]
-    metadata["metric_directions"] = dict(R.METRIC_DIRECTIONS)
-    metadata["record_columns"] = list(RECORD_COLUMNS)
+    metadata["metric_directions"] = dict(fmt.directions)
+    metadata["record_columns"] = fmt.record_columns()
     metadata["columns"] = fmt.schema().names
     metadata.setdefault("runs", []).append(run)
     write_text_atomic(fs, path, json.dumps(metadata, indent=2, sort_keys=False))
@@ -409,6 +452,13 @@ def record_superseded(
     for trial_id in trial_ids:
         marked.setdefault(str(trial_id), {"at": now, "reason": reason})
     write_text_atomic(fs, path, json.dumps(metadata, indent=2, sort_keys=False))
+
+
+def experiment_kind(fs: pafs.FileSystem, folder: str) -> str:
+    """The result kind of the experiment in ``folder``: its sidecar's ``kind``; 'search' when
+    the sidecar is missing or names none (experiments written before there were other kinds)."""
+    kind = _read_metadata(fs, folder).get("kind", SEARCH.kind)
+    return kind if kind in FORMATS else SEARCH.kind
 
 
 def superseded_trials(fs: pafs.FileSystem, folder: str) -> frozenset[str]:

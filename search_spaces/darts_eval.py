@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.genotypes import DartsGenotype
-
-Genes = tuple[tuple[str, int], ...]
+from search_spaces.published import Genes
 
 
 # --------------------------------------------------------------------------- ops
@@ -433,81 +432,3 @@ def count_multiply_adds(model: nn.Module, input_size: int | tuple[int, int]) -> 
             handle.remove()
         model.train(was_training)
     return total
-
-
-# --------------------------------------------------------------------------- published genotypes
-def _genotype(normal: Genes, reduce: Genes) -> DartsGenotype:
-    return DartsGenotype(normal, (2, 3, 4, 5), reduce, (2, 3, 4, 5))
-
-
-# fmt: off
-# DARTS (first order) and DARTS (second order): Liu et al., "DARTS: Differentiable Architecture
-# Search" (ICLR 2019), the genotypes of its reference code.
-DARTS_V1 = _genotype(
-    normal=(
-        ("sep_conv_3x3", 1), ("sep_conv_3x3", 0),
-        ("skip_connect", 0), ("sep_conv_3x3", 1),
-        ("skip_connect", 0), ("sep_conv_3x3", 1),
-        ("sep_conv_3x3", 0), ("skip_connect", 2),
-    ),
-    reduce=(
-        ("max_pool_3x3", 0), ("max_pool_3x3", 1),
-        ("skip_connect", 2), ("max_pool_3x3", 0),
-        ("max_pool_3x3", 0), ("skip_connect", 2),
-        ("skip_connect", 2), ("avg_pool_3x3", 0),
-    ),
-)
-DARTS_V2 = _genotype(
-    normal=(
-        ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-        ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-        ("sep_conv_3x3", 1), ("skip_connect", 0),
-        ("skip_connect", 0), ("dil_conv_3x3", 2),
-    ),
-    reduce=(
-        ("max_pool_3x3", 0), ("max_pool_3x3", 1),
-        ("skip_connect", 2), ("max_pool_3x3", 1),
-        ("max_pool_3x3", 0), ("skip_connect", 2),
-        ("skip_connect", 2), ("max_pool_3x3", 1),
-    ),
-)
-# Xu et al., "PC-DARTS: Partial Channel Connections for Memory-Efficient Architecture Search"
-# (ICLR 2020), the CIFAR-10 cell of its reference code (PC_DARTS_cifar).
-PC_DARTS = _genotype(
-    normal=(
-        ("sep_conv_3x3", 1), ("skip_connect", 0),
-        ("sep_conv_3x3", 0), ("dil_conv_3x3", 1),
-        ("sep_conv_5x5", 0), ("sep_conv_3x3", 1),
-        ("avg_pool_3x3", 0), ("dil_conv_3x3", 1),
-    ),
-    reduce=(
-        ("sep_conv_5x5", 1), ("max_pool_3x3", 0),
-        ("sep_conv_5x5", 1), ("sep_conv_5x5", 2),
-        ("sep_conv_3x3", 0), ("sep_conv_3x3", 3),
-        ("sep_conv_3x3", 1), ("sep_conv_3x3", 2),
-    ),
-)
-# Chen et al., "Progressive Differentiable Architecture Search: Bridging the Depth Gap between
-# Search and Evaluation" (ICCV 2019), the cell of its reference code (PDARTS).
-P_DARTS = _genotype(
-    normal=(
-        ("skip_connect", 0), ("dil_conv_3x3", 1),
-        ("skip_connect", 0), ("sep_conv_3x3", 1),
-        ("sep_conv_3x3", 1), ("sep_conv_3x3", 3),
-        ("sep_conv_3x3", 0), ("dil_conv_5x5", 4),
-    ),
-    reduce=(
-        ("avg_pool_3x3", 0), ("sep_conv_5x5", 1),
-        ("sep_conv_3x3", 0), ("dil_conv_5x5", 2),
-        ("max_pool_3x3", 0), ("dil_conv_3x3", 1),
-        ("dil_conv_3x3", 1), ("dil_conv_5x5", 3),
-    ),
-)
-# fmt: on
-
-PUBLISHED: dict[str, DartsGenotype] = {
-    "DARTS_V1": DARTS_V1,
-    "DARTS_V2": DARTS_V2,
-    "PC_DARTS": PC_DARTS,
-    "P_DARTS": P_DARTS,
-}

@@ -10,7 +10,7 @@ which ``analysis.results.load_results`` reads like any other part file (names, l
 are the results store's, ``analysis.store``). Nothing is lost or
 changed: every row of every merged file is kept as it is (no de-duplication — readers already
 keep the last attempt, and the earlier attempts stay as history), in the writer's schema
-(``results_schema()``), so ``load_results`` returns the same frame before and after.
+(the experiment's format's schema (``analysis.store``: search or evaluation)), so ``load_results`` returns the same frame before and after.
 
 Crash safety, in this order:
 
@@ -54,7 +54,13 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from analysis import store
-from analysis.store import SEARCH, check_experiment_name, experiment_folders, results_schema
+from analysis.store import (
+    ResultFormat,
+    check_experiment_name,
+    experiment_folders,
+    experiment_kind,
+    result_format,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +101,11 @@ def compact_experiment(
     return _compact(fs, folder, experiment, files)
 
 
+def _format(fs: pafs.FileSystem, folder: str) -> ResultFormat:
+    """The result format of the experiment in ``folder`` (its sidecar's kind)."""
+    return result_format(experiment_kind(fs, folder))
+
+
 def compact_results(
     root: str | os.PathLike,
     experiments: Sequence[str] | None = None,
@@ -125,22 +136,22 @@ def _plan(fs: pafs.FileSystem, folder: str, experiment: str, min_files: int) -> 
     files = store.part_files(fs, folder)
     if len(files) < min_files:
         return []
-    schema = results_schema()
-    for _ in _in_order(lambda path: _check_part(fs, path, experiment, schema), files):
+    fmt = _format(fs, folder)
+    for _ in _in_order(lambda path: _check_part(fs, path, experiment, fmt), files):
         pass
     return files
 
 
-def _check_part(fs: pafs.FileSystem, path: str, experiment: str, schema: pa.Schema) -> None:
+def _check_part(fs: pafs.FileSystem, path: str, experiment: str, fmt: ResultFormat) -> None:
     """``ValueError`` naming ``path`` unless it is readable Parquet of exactly ``schema`` holding
     only rows of ``experiment`` (the rule ``load_results`` applies to a folder's files)."""
     try:
         with fs.open_input_file(path) as handle:
             part = pq.ParquetFile(handle)
             found = part.schema_arrow
-            if not (found.equals(schema) or SEARCH.is_older(found)):
+            if not fmt.is_readable(found):
                 raise ValueError(
-                    f"cannot compact {path}: its schema is not the results schema "
+                    f"cannot compact {path}: its schema is not the {fmt.kind} results schema "
                     f"(columns {found.names[:6]}...); leave it out of the folder or rewrite it"
                 )
             names = part.read(columns=["experiment"], use_threads=False).column("experiment")
@@ -170,7 +181,8 @@ def _write_merged(fs: pafs.FileSystem, folder: str, files: list[str]) -> tuple[s
     """Stream every row of ``files``, in order, into one new part file written atomically;
     returns its path and row count. The inputs are left untouched."""
     output = f"{folder}/{store.new_part_name(store.COMPACTED_TAG)}"
-    schema = results_schema()
+    fmt = _format(fs, folder)
+    schema = fmt.schema()
     rows = 0
 
     def write(tmp: str) -> None:
@@ -185,9 +197,9 @@ def _write_merged(fs: pafs.FileSystem, folder: str, files: list[str]) -> tuple[s
                     writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
                 pending, pending_rows, pending_bytes = [], 0, 0
 
-            with closing(_in_order(lambda path: _read_small(fs, path, schema), files)) as small:
+            with closing(_in_order(lambda path: _read_small(fs, path, fmt), files)) as small:
                 for path, whole in zip(files, small, strict=True):
-                    groups = _row_groups(fs, path, schema) if whole is None else whole
+                    groups = _row_groups(fs, path, fmt) if whole is None else whole
                     for group, size in groups:
                         pending.append(group)
                         pending_rows += group.num_rows
@@ -220,7 +232,7 @@ def _in_order(read: Callable[[str], _T], paths: list[str]) -> Generator[_T, None
 
 
 def _read_small(
-    fs: pafs.FileSystem, path: str, schema: pa.Schema
+    fs: pafs.FileSystem, path: str, fmt: ResultFormat
 ) -> list[tuple[pa.Table, int]] | None:
     """Every row group of ``path`` (as ``_row_groups`` yields them) when the file holds at most
     ``READ_AHEAD_BYTES`` uncompressed — a writer's part file — else None: a large file (an earlier
@@ -231,13 +243,13 @@ def _read_small(
             sizes = [part.metadata.row_group(i).total_byte_size for i in range(part.num_row_groups)]
             if sum(sizes) > READ_AHEAD_BYTES:
                 return None
-            return [(_read_group(part, i, schema), size) for i, size in enumerate(sizes)]
+            return [(_read_group(part, i, fmt), size) for i, size in enumerate(sizes)]
     except (pa.ArrowException, OSError) as error:
         raise ValueError(f"cannot compact {path}: not a readable Parquet file ({error})") from error
 
 
 def _row_groups(
-    fs: pafs.FileSystem, path: str, schema: pa.Schema
+    fs: pafs.FileSystem, path: str, fmt: ResultFormat
 ) -> Iterator[tuple[pa.Table, int]]:
     """Each row group of ``path`` as a table of ``schema`` with its uncompressed size in bytes
     (a read error becomes ``ValueError`` naming the file; the caller's temp file is then
@@ -247,16 +259,17 @@ def _row_groups(
             part = pq.ParquetFile(handle)
             for index in range(part.num_row_groups):
                 size = part.metadata.row_group(index).total_byte_size
-                yield _read_group(part, index, schema), size
+                yield _read_group(part, index, fmt), size
     except (pa.ArrowException, OSError) as error:
         raise ValueError(f"cannot compact {path}: not a readable Parquet file ({error})") from error
 
 
-def _read_group(part: pq.ParquetFile, index: int, schema: pa.Schema) -> pa.Table:
+def _read_group(part: pq.ParquetFile, index: int, fmt: ResultFormat) -> pa.Table:
     group = part.read_row_group(index, use_threads=False)  # a tiny group: threads only wait
+    schema = fmt.schema()
     if group.schema.equals(schema):
         return group
-    return SEARCH.conform(group) if SEARCH.is_older(group.schema) else group.cast(schema)
+    return fmt.conform(group) if fmt.is_older(group.schema) else group.cast(schema)
 
 
 def _delete_inputs(fs: pafs.FileSystem, files: list[str]) -> None:

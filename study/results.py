@@ -40,9 +40,9 @@ from ray import tune
 
 from analysis import store
 from study.compaction import compact_experiment
-from trainables import records as R
+from trainables.checkpoints import CheckpointDiskFull, is_disk_full
 from trainables.config import SearchConfig
-from trainables.search import CheckpointDiskFull, is_disk_full
+from trainables.eval_config import EvalConfig
 from trainables.tune_trainable import search_fields
 
 logger = logging.getLogger(__name__)
@@ -114,17 +114,30 @@ class ParquetResultsWriter(tune.Callback):
     state (``Tuner.restore``) writes to that registered root, not to the one it was saved with.
     """
 
-    def __init__(self, root: str | os.PathLike, experiment: str, *, flush_every: int = 50) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        experiment: str,
+        *,
+        flush_every: int = 50,
+        kind: str = store.SEARCH.kind,
+    ) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every={flush_every} must be >= 1")
         self.experiment = store.check_experiment_name(experiment)
         self.flush_every = flush_every
+        self.kind = store.result_format(kind).kind
         self._locate(os.fspath(root))
         _CURRENT_ROOTS[self.experiment] = self.root
-        self._schema = store.results_schema()
+        self._schema = self.format.schema()
         self._buffer: list[dict[str, Any]] = []
         self._started = False
         self.storage_error: ResultsDiskFull | None = None  # set when the disk was found full
+
+    @property
+    def format(self) -> store.ResultFormat:
+        """The result format this writer writes (``kind``: search or evaluation rows)."""
+        return store.result_format(getattr(self, "kind", store.SEARCH.kind))
 
     def _locate(self, root: str) -> None:
         self.root = root
@@ -201,7 +214,8 @@ class ParquetResultsWriter(tune.Callback):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._schema = store.results_schema()
+        self.__dict__.setdefault("kind", store.SEARCH.kind)  # saved before writers had kinds
+        self._schema = self.format.schema()
         self._locate(_CURRENT_ROOTS.get(self.experiment, self.root))
 
     # ------------------------------------------------------------------ rows and files
@@ -212,11 +226,13 @@ class ParquetResultsWriter(tune.Callback):
             "attempt": int(getattr(trial, "num_failures", 0) or 0),
             "reported_at": store.utc_now(),
         }
-        row.update(_config_columns(trial.config))
-        for name in R.RECORD_FIELDS:
+        fmt = self.format
+        row.update(_config_columns(trial.config, fmt))
+        for name in fmt.record_columns():
             row[name] = result.get(name)
-        for name in store.TUNING_COLUMNS:  # study tune's context, carried as "_" + name
-            row[name] = trial.config.get(f"_{name}")
+        for column in fmt.columns:  # study tune's context, carried as "_" + name
+            if column.group == "tuning":
+                row[column.name] = trial.config.get(f"_{column.name}")
         return row
 
     def flush(self) -> str | None:
@@ -273,7 +289,7 @@ class ParquetResultsWriter(tune.Callback):
             "git_revision": git_revision(),
             "columns": self._schema.names,
         }
-        store.record_run(self._fs, self.directory, self.experiment, run)
+        store.record_run(self._fs, self.directory, self.experiment, run, self.format)
         self._started = True
 
 
@@ -395,14 +411,23 @@ def _free_bytes(location: str | os.PathLike) -> int | None:
     return None
 
 
-def _config_columns(config: dict[str, Any]) -> dict[str, Any]:
-    """Every SearchConfig field from a trial config (bookkeeping ``_`` keys dropped); never raises."""
+# The config class of each result kind's trials.
+CONFIG_CLASSES: dict[str, type[SearchConfig] | type[EvalConfig]] = {
+    store.SEARCH.kind: SearchConfig,
+    store.EVALUATION.kind: EvalConfig,
+}
+
+
+def _config_columns(config: dict[str, Any], fmt: store.ResultFormat = store.SEARCH) -> dict[str, Any]:
+    """Every config field from a trial config (bookkeeping ``_`` keys dropped), normalised by the
+    kind's config class; never raises."""
     values = search_fields(dict(config))
+    cls = CONFIG_CLASSES[fmt.kind]
     try:
-        return SearchConfig.from_dict(values).to_dict()
+        return cls.from_dict(values).to_dict()
     except Exception as error:  # not a valid config: keep what is there, as given
-        logger.warning("results writer: trial config is not a valid SearchConfig (%s)", error)
-        return {name: values.get(name) for name in SearchConfig.field_names()}
+        logger.warning("results writer: trial config is not a valid %s (%s)", cls.__name__, error)
+        return {name: values.get(name) for name in fmt.config_columns()}
 
 
 def _warn_misfit(column: str, value: Any) -> None:

@@ -28,7 +28,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 from search_spaces.benchmark import BENCH_DATASETS
 
@@ -64,8 +64,43 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {  # the allowed values of every cho
 }
 
 
+class FlatConfig:
+    """The flat-dict round trip of a frozen config dataclass (``SearchConfig``, ``EvalConfig``):
+    a config travels as a flat dict (Ray Tune's trial configs, every Parquet row)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat dict of every field (what Ray Tune and Parquet carry)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Self:
+        """Build from a flat dict; unknown keys raise ``ValueError`` listing the valid ones (as
+        does anything but a mapping)."""
+        name = cls.__name__
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                f"a {name} is built from a mapping of field names to values, got "
+                f"{type(values).__name__} {shown(values)}"
+            )
+        known = cls.field_names()
+        unknown = [key for key in values if key not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown {name} field(s) {shown_keys(unknown)}; valid fields: {list(known)}"
+            )
+        return cls(**values)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes`` applied and validated (unknown names raise)."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+
 @dataclass(frozen=True)
-class SearchConfig:
+class SearchConfig(FlatConfig):
     """One search. Units: learning rates per step, epochs, images, steps; α values unitless.
 
     Fields by group:
@@ -146,7 +181,7 @@ class SearchConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(
-                    f"{name}={_shown(value)} is not allowed; choose one of {list(allowed)}"
+                    f"{name}={shown(value)} is not allowed; choose one of {list(allowed)}"
                 )
         self._check_values()
         if self.depth is None:
@@ -222,36 +257,6 @@ class SearchConfig:
                 f"stem='imagenet' (got space={self.space!r}, stem={self.stem!r})"
             )
 
-    # ------------------------------------------------------------------ flat dict round trip
-    def to_dict(self) -> dict[str, Any]:
-        """Flat dict of every field (what Ray Tune and Parquet carry)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> SearchConfig:
-        """Build from a flat dict; unknown keys raise ``ValueError`` listing the valid ones (as
-        does anything but a mapping)."""
-        if not isinstance(values, Mapping):
-            raise ValueError(
-                "a SearchConfig is built from a mapping of field names to values, got "
-                f"{type(values).__name__} {_shown(values)}"
-            )
-        known = cls.field_names()
-        unknown = [key for key in values if key not in known]
-        if unknown:
-            raise ValueError(
-                f"unknown SearchConfig field(s) {_shown_keys(unknown)}; valid fields: {list(known)}"
-            )
-        return cls(**values)
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-    def replace(self, **changes: Any) -> SearchConfig:
-        """A copy with ``changes`` applied and validated (unknown names raise)."""
-        return SearchConfig.from_dict({**self.to_dict(), **changes})
-
 
 # Unit and meaning of every field (docs/results.md is generated from these; a test checks that
 # every field has one). Learning rates are per step, α values unitless.
@@ -310,19 +315,20 @@ class FieldType(NamedTuple):
     nullable: bool
 
 
-def _field_types() -> dict[str, FieldType]:
-    """Every field's ``FieldType``, from the evaluated annotations (``typing.get_type_hints``)."""
+def field_types(cls: type) -> dict[str, FieldType]:
+    """Every field's ``FieldType`` of the config dataclass ``cls``, from its evaluated
+    annotations (``typing.get_type_hints``): str, int, float or bool, optionally ``| None``."""
     found: dict[str, FieldType] = {}
-    for name, hint in typing.get_type_hints(SearchConfig).items():
+    for name, hint in typing.get_type_hints(cls).items():
         args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
         bases = [a for a in args if a is not type(None)]
         if len(bases) != 1 or bases[0] not in (str, int, float, bool):
-            raise TypeError(f"SearchConfig.{name}: unsupported annotation {hint!r}")
+            raise TypeError(f"{cls.__name__}.{name}: unsupported annotation {hint!r}")
         found[name] = FieldType(bases[0], len(bases) < len(args))
     return found
 
 
-FIELD_TYPES: dict[str, FieldType] = _field_types()
+FIELD_TYPES: dict[str, FieldType] = field_types(SearchConfig)
 # Each field's declared default (``depth`` is None here: filled per space in __post_init__).
 FIELD_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(SearchConfig)}
 
@@ -331,7 +337,7 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # int fields: the results' int64 columns
 _SHOWN_CHARS = 120  # longest value repr an error message prints
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """``repr(value)`` for an error message, shortened when long; an int too large for ``repr``
     (Python's 4300-digit limit) is named by its size."""
     try:
@@ -341,15 +347,20 @@ def _shown(value: Any) -> str:
     return text if len(text) <= _SHOWN_CHARS else f"{text[: _SHOWN_CHARS - 3]}..."
 
 
-def _shown_keys(keys: Iterable[Any]) -> str:
+def shown_keys(keys: Iterable[Any]) -> str:
     """Keys of any type as a sorted list for a message (mixed types cannot be compared)."""
-    return "[" + ", ".join(sorted(map(_shown, keys))) + "]"
+    return "[" + ", ".join(sorted(map(shown, keys))) + "]"
 
 
 def _checked_value(name: str, value: Any) -> Any:
-    """``value`` as field ``name`` holds it: its type checked, an int of a float field converted
-    to float (-0.0 to 0.0), an int of an int field within ``INT_MIN``..``INT_MAX``."""
-    base, nullable = FIELD_TYPES[name]
+    return checked_value(name, value, FIELD_TYPES[name])
+
+
+def checked_value(name: str, value: Any, kind: FieldType) -> Any:
+    """``value`` as a field ``name`` of type ``kind`` holds it: its type checked, an int of a
+    float field converted to float (-0.0 to 0.0), an int of an int field within
+    ``INT_MIN``..``INT_MAX``; else ``ValueError`` naming the field."""
+    base, nullable = kind
     if value is None and nullable:
         return value
     allowed: tuple[type, ...] = (float, int) if base is float else (base,)
@@ -357,18 +368,18 @@ def _checked_value(name: str, value: Any) -> Any:
     if wrong_bool or not isinstance(value, allowed):
         expected = base.__name__ + (" | None" if nullable else "")
         raise ValueError(
-            f"{name}={_shown(value)} has type {type(value).__name__}; expected {expected}"
+            f"{name}={shown(value)} has type {type(value).__name__}; expected {expected}"
         )
     if base is float and isinstance(value, int | float):
         try:
             return float(value) + 0.0
         except OverflowError:
             raise ValueError(
-                f"{name}={_shown(value)} is too large for a float; expected a finite number"
+                f"{name}={shown(value)} is too large for a float; expected a finite number"
             ) from None
     if isinstance(value, int) and base is int and not INT_MIN <= value <= INT_MAX:
         raise ValueError(
-            f"{name}={_shown(value)} is out of range: an integer from -2**63 to 2**63 - 1 (the "
+            f"{name}={shown(value)} is out of range: an integer from -2**63 to 2**63 - 1 (the "
             "results store it as int64)"
         )
     return value
@@ -380,13 +391,13 @@ def config_from_trial(values: Mapping[str, Any]) -> SearchConfig:
     experiment state with an empty config) must fail, never run a default search."""
     if not isinstance(values, Mapping):
         raise ValueError(
-            f"trial config is {type(values).__name__} {_shown(values)}, not a mapping of "
+            f"trial config is {type(values).__name__} {shown(values)}, not a mapping of "
             "SearchConfig fields: a trial runs only the search its grid entry names; if the "
             "experiment state is damaged, rerun as a new experiment (another --name)"
         )
     missing = [n for n in SearchConfig.field_names() if n not in values and n not in ADDED_FIELDS]
     if missing:
-        got = _shown_keys(values) if values else "none"
+        got = shown_keys(values) if values else "none"
         raise ValueError(
             f"trial config lacks SearchConfig field(s) {missing} (got {got}):"
             " a trial runs only the search its grid entry names, never a default one; if the "

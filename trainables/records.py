@@ -121,3 +121,44 @@ FIELDS: dict[str, Field] = {
 }
 if tuple(FIELDS) != RECORD_FIELDS:  # one entry per field, in RECORD_FIELDS order
     raise RuntimeError("trainables.records: FIELDS and RECORD_FIELDS disagree; update both")
+
+
+# ---------------------------------------------------------------------- evaluation records
+# One record per epoch of an evaluation (``trainables.evaluation``: a DARTS genotype trained from
+# scratch). Shared names (epoch, status, steps, train_*, images_per_sec, *_seconds) mean what
+# they mean above, for the evaluation network.
+EPOCH_LR = "epoch_lr"  # learning rate used during the epoch (its first step's)
+DROP_PATH_PROB = "drop_path_prob"  # drop-path probability used during the epoch
+TEST_LOSS = "test_loss"  # on the test set the search never reads, eval mode, after the epoch
+TEST_ACC = "test_acc"  # top-1 (%)
+TEST_TOP5 = "test_top5"  # top-5 (%)
+PARAMS = "params"  # parameters of the network without the auxiliary head
+MULTIPLY_ADDS = "multiply_adds"  # per image at the dataset's input size, auxiliary head excluded
+INPUT_SIZE = "input_size"  # side in pixels of the images the network was counted (and tested) at
+
+EVAL_METRIC_DIRECTIONS = {
+    TRAIN_LOSS: "min",
+    TRAIN_ACC: "max",
+    TEST_LOSS: "min",
+    TEST_ACC: "max",
+    TEST_TOP5: "max",
+}
+EVAL_FIELDS: dict[str, Field] = {
+    EPOCH: FIELDS[EPOCH],
+    STATUS: Field("str", "", f"'{STATUS_OK}', or '{STATUS_DIVERGED}' (non-finite loss: the training ended)"),
+    STEPS: Field("int", "steps", "optimizer steps taken in the epoch"),
+    EPOCH_LR: Field("float", "per step", "learning rate of the epoch's first step"),
+    DROP_PATH_PROB: Field("float", "", "drop-path probability used during the epoch"),
+    TRAIN_LOSS: Field("float", "nats/image", "mean training loss of the epoch's batches (label smoothing included, auxiliary loss not)"),
+    TRAIN_ACC: Field("float", "%", "top-1 accuracy of the epoch's training batches"),
+    TEST_LOSS: Field("float", "nats/image", "cross-entropy on the whole test set, eval mode, after the epoch"),
+    TEST_ACC: Field("float", "%", "top-1 accuracy on the test set (CIFAR-10 test_batch, ImageNet val/)"),
+    TEST_TOP5: Field("float", "%", "top-5 accuracy on the test set"),
+    PARAMS: Field("int", "parameters", "parameters of the network, auxiliary head excluded"),
+    MULTIPLY_ADDS: Field("int", "multiply-adds", "per image at input_size (conv and linear layers), auxiliary head excluded"),
+    INPUT_SIZE: Field("int", "pixels", "side of the input images (32 CIFAR network, 224 ImageNet network)"),
+    IMAGES_PER_SEC: Field("float", "images/s", "training images per second of step time, all worker processes together"),
+    TRAIN_SECONDS: FIELDS[TRAIN_SECONDS],
+    EPOCH_SECONDS: Field("float", "s", "wall time of the whole epoch, testing included"),
+}
+EVAL_RECORD_FIELDS: tuple[str, ...] = tuple(EVAL_FIELDS)

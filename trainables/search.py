@@ -23,16 +23,10 @@ Data that is not device-resident (streamed ImageNet) always runs eagerly.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import hashlib
-import io
-import json
 import math
 import os
-import pickle
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +37,7 @@ from search_spaces import build_supernet
 from search_spaces.benchmark import Benchmark, BenchmarkRecordError, open_benchmark
 from search_spaces.supernet import SuperNet
 from trainables import records as R
+from trainables.checkpoints import load_state, save_state
 from trainables.config import SearchConfig
 from trainables.datasets import FileSplit, SearchDataset, load_dataset
 from trainables.fast_steps import FastSteps
@@ -55,8 +50,6 @@ from trainables.subsets import search_pools
 
 CHECKPOINT_FILE = "search.pt"
 CHECKPOINT_FORMAT = 1
-MANIFEST_FILE = "manifest.json"  # written last by ``Search.save``: each file's size and sha256
-MANIFEST_FORMAT = 1
 EVAL_BATCH = 256
 EVAL_BATCH_FAST = 1024  # the fast path evaluates in fewer, larger batches
 FAST_BY_DEFAULT = True  # CUDA runs take the fast path unless fast=False (its gpu tests pass)
@@ -301,172 +294,17 @@ class Search:
         self.fast_steps = None  # rebuilt on the restored optimizer state (and graphs recorded anew)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the checkpoint into ``directory``; returns the checkpoint file.
-
-        The file is written under a temporary name and renamed into place, then the manifest
-        (``MANIFEST_FILE``: the file's size and sha256) is written last, the same way, so a
-        checkpoint whose manifest is there was written completely. The previous manifest is
-        removed before the file is replaced: a save cut short in between leaves a complete file
-        without a manifest, which ``restore`` accepts after loading it. A full disk (ENOSPC,
-        EDQUOT) raises ``CheckpointDiskFull`` naming ``directory``.
-        """
-        folder = Path(directory)
-        path = folder / CHECKPOINT_FILE
-        buffer = io.BytesIO()
-        torch.save(self.state_dict(), buffer)
-        data = buffer.getbuffer()
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "files": {
-                CHECKPOINT_FILE: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-            },
-        }
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, data, before_replace=lambda: _remove(folder / MANIFEST_FILE))
-            _write_atomically(
-                folder / MANIFEST_FILE, json.dumps(manifest, indent=1).encode() + b"\n"
-            )
-            _sync_folder(folder)
-        except OSError as error:
-            if is_disk_full(error):
-                raise CheckpointDiskFull(
-                    error.errno,
-                    f"the disk is full: could not write the search checkpoint into {folder} "
-                    f"({error.strerror or error})",
-                    str(folder),
-                ) from error
-            raise
-        return path
+        """Write the checkpoint into ``directory``; returns the checkpoint file
+        (``trainables.checkpoints.save_state``: written atomically, its manifest last; a full
+        disk raises ``CheckpointDiskFull`` naming ``directory``)."""
+        return save_state(directory, self.state_dict(), CHECKPOINT_FILE, "search")
 
     def restore(self, directory: str | os.PathLike) -> None:
-        """Load the checkpoint that ``save`` wrote into ``directory``, after verifying it.
-
-        Raises ``CorruptCheckpoint`` when the manifest is unreadable or a file it lists is
-        missing or differs from it (size, sha256), and ``FileNotFoundError`` when ``directory``
-        holds no checkpoint at all. A checkpoint written before manifests existed (a checkpoint
-        file, no manifest) is accepted when it loads, and refused as corrupt when it does not
-        (a truncated file never loads: torch's zip format ends with its central directory).
-        A refused checkpoint leaves the search as it was (nothing is loaded into it).
-        """
-        folder = Path(directory)
-        path = folder / CHECKPOINT_FILE
-        manifest = folder / MANIFEST_FILE
-        if manifest.is_file():
-            verify_checkpoint(folder)
-        elif not path.is_file():
-            raise FileNotFoundError(f"no search checkpoint at {path}")
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
-            if manifest.is_file():
-                raise  # verified bytes that do not load: not corruption (another torch?)
-            raise CorruptCheckpoint(
-                folder, f"{CHECKPOINT_FILE} (no {MANIFEST_FILE}) does not load: {error}"
-            ) from error
-        self.load_state_dict(state)
-
-
-class CorruptCheckpoint(RuntimeError):
-    """A checkpoint folder whose files are incomplete or damaged (e.g. cut short by a full disk).
-
-    ``path``: the checkpoint folder; ``reason``: what is wrong, in words."""
-
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        super().__init__(f"corrupt search checkpoint at {path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[Any, ...]:  # pickles across Ray processes with its fields
-        return (type(self), (self.path, self.reason))
-
-
-class CheckpointDiskFull(OSError):
-    """Writing a checkpoint failed because its disk is full (``errno`` ENOSPC or EDQUOT);
-    ``filename`` is the checkpoint folder."""
-
-
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
-_DISK_FULL_TEXTS = tuple(os.strerror(code).lower() for code in sorted(DISK_FULL_ERRNOS))
-
-
-def is_disk_full(error: BaseException) -> bool:
-    """Whether ``error`` says that its disk is full: an ``OSError`` with errno ENOSPC or EDQUOT
-    (or, from libraries that drop the errno, the system's text for them)."""
-    if not isinstance(error, OSError):
-        return False
-    if error.errno in DISK_FULL_ERRNOS:
-        return True
-    text = str(error).lower()
-    return any(t in text for t in _DISK_FULL_TEXTS)
-
-
-def verify_checkpoint(directory: str | os.PathLike) -> None:
-    """Check every file that the manifest of checkpoint folder ``directory`` lists against its
-    size and sha256; raises ``CorruptCheckpoint`` naming the first problem."""
-    folder = Path(directory)
-    try:
-        manifest = json.loads((folder / MANIFEST_FILE).read_text())
-        files = manifest["files"]
-        if manifest.get("format") != MANIFEST_FORMAT or not isinstance(files, dict) or not files:
-            raise ValueError(f"unexpected content {manifest!r}")
-    except FileNotFoundError:
-        raise CorruptCheckpoint(folder, f"{MANIFEST_FILE} is missing") from None
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CorruptCheckpoint(folder, f"{MANIFEST_FILE} is unreadable ({error})") from error
-    for name, expected in files.items():
-        path = folder / name
-        if not path.is_file():
-            raise CorruptCheckpoint(folder, f"{name} is missing")
-        size = path.stat().st_size
-        if size != expected["size"]:
-            raise CorruptCheckpoint(
-                folder, f"{name} has {size} bytes, the manifest says {expected['size']}"
-            )
-        digest = hashlib.sha256()
-        with path.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != expected["sha256"]:
-            raise CorruptCheckpoint(folder, f"{name} does not match its sha256 in the manifest")
-
-
-def _write_atomically(
-    path: Path, data: bytes | memoryview, before_replace: Callable[[], None] | None = None
-) -> None:
-    """Write ``data`` to a temporary file next to ``path``, flush it to disk, then rename it
-    to ``path`` (after calling ``before_replace``); the temporary file never stays behind."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        if before_replace is not None:
-            before_replace()
-        os.replace(tmp, path)
-    finally:
-        _remove(tmp)
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def _sync_folder(folder: Path) -> None:
-    """Flush ``folder``'s entries (the renames) to disk where the platform allows it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as error:
-        if is_disk_full(error):
-            raise
-    finally:
-        os.close(fd)
+        """Load the checkpoint that ``save`` wrote into ``directory``, after verifying it
+        (``trainables.checkpoints.load_state``: ``CorruptCheckpoint`` when it does not verify,
+        ``FileNotFoundError`` when there is none). A refused checkpoint leaves the search as it
+        was (nothing is loaded into it)."""
+        self.load_state_dict(load_state(directory, CHECKPOINT_FILE, self.device, "search"))
 
 
 def _default_benchmark(config: SearchConfig) -> Benchmark | None:

@@ -7,7 +7,7 @@ the trial, and reports every epoch's record together with a checkpoint of the se
 delivers results at least once: after a restart the epochs after the last checkpoint are
 reported again, with the same values (the search resumes bit-identically on CPU).
 
-A checkpoint that does not verify (``trainables.search.CorruptCheckpoint``: e.g. a file cut
+A checkpoint that does not verify (``trainables.checkpoints.CorruptCheckpoint``: e.g. a file cut
 short by a full disk) is not retried for ever: the trainable logs one warning and resumes from
 the newest intact earlier checkpoint of the same trial (the sibling ``checkpoint_NNNNNN``
 folders in the trial's storage, read through the checkpoint's filesystem, so also on object
@@ -18,29 +18,34 @@ which says so and names the folder.
 
 Test-only fault injection: a config key ``FAIL_ONCE_AT_EPOCH`` = k makes a trial that started
 without a checkpoint raise after reporting epoch k; the restarted attempt (which has a checkpoint)
-runs on. Like every key starting with ``_`` it is dropped before the ``SearchConfig`` is built.
+runs on. ``KILL_ONCE_AT_EPOCH`` = k SIGKILLs the trial's process there instead (a real crash of
+the worker: Ray sees it die). Like every key starting with ``_`` it is dropped before the ``SearchConfig`` is built.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import re
+import signal
 import tempfile
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import pyarrow.fs as pafs
 import ray
 import torch
 from ray import tune
 
+from trainables.checkpoints import CheckpointDiskFull, CorruptCheckpoint, is_disk_full
 from trainables.config import config_from_trial
-from trainables.search import CheckpointDiskFull, CorruptCheckpoint, Search, is_disk_full
+from trainables.search import Search
 
 logger = logging.getLogger(__name__)
 
 FAIL_ONCE_AT_EPOCH = "_test_fail_once_at_epoch"
+KILL_ONCE_AT_EPOCH = "_test_kill_once_at_epoch"  # SIGKILL the trial's process instead of raising
 # Tuning (study tune): a trial whose config names a record column under OBJECTIVE_COLUMN also
 # reports that column's value as OBJECTIVE, one metric name for every cell (ASHA compares it).
 OBJECTIVE_COLUMN = "_objective_column"
@@ -74,7 +79,6 @@ def trial_threads() -> int:
 def search_trainable(config: dict[str, Any], fast: bool | None = None) -> None:
     """Run the search described by ``config`` inside a Tune trial; ``fast`` is the execution
     path of a GPU trial (``trainables.search``: None = the default, False = eager)."""
-    fail_at = config.get(FAIL_ONCE_AT_EPOCH)
     objective_column = config.get(OBJECTIVE_COLUMN)
     search_config = config_from_trial(search_fields(config))
     torch.set_num_threads(trial_threads())
@@ -87,22 +91,40 @@ def search_trainable(config: dict[str, Any], fast: bool | None = None) -> None:
         record = search.run_epoch()
         if objective_column is not None:
             record = {**record, OBJECTIVE: record.get(objective_column)}
-        with tempfile.TemporaryDirectory() as directory:
-            search.save(directory)
-            try:
-                tune.report(record, checkpoint=tune.Checkpoint.from_directory(directory))
-            except OSError as error:  # Tune copying the checkpoint into the trial's storage
-                if not is_disk_full(error) or isinstance(error, CheckpointDiskFull):
-                    raise
-                folder = _trial_storage()
-                raise CheckpointDiskFull(
-                    error.errno,
-                    f"the disk is full: could not store the checkpoint of epoch {search.epoch} "
-                    f"in the trial folder {folder} ({error})",
-                    folder,
-                ) from error
-        if fresh_start and fail_at is not None and search.epoch == fail_at:
-            raise InjectedFault(f"test fault injected after epoch {fail_at}")
+        report_with_checkpoint(record, search.save, search.epoch)
+        inject_faults(config, search.epoch, fresh_start)
+
+
+def report_with_checkpoint(record: dict[str, Any], save: Callable[[str], Any], epoch: int) -> None:
+    """``tune.report`` the epoch's ``record`` with a checkpoint that ``save(folder)`` writes; a
+    full disk (writing it, or Tune copying it into the trial's storage) raises
+    ``CheckpointDiskFull`` naming the folder."""
+    with tempfile.TemporaryDirectory() as directory:
+        save(directory)
+        try:
+            tune.report(record, checkpoint=tune.Checkpoint.from_directory(directory))
+        except OSError as error:  # Tune copying the checkpoint into the trial's storage
+            if not is_disk_full(error) or isinstance(error, CheckpointDiskFull):
+                raise
+            folder = _trial_storage()
+            raise CheckpointDiskFull(
+                error.errno,
+                f"the disk is full: could not store the checkpoint of epoch {epoch} "
+                f"in the trial folder {folder} ({error})",
+                folder,
+            ) from error
+
+
+def inject_faults(config: dict[str, Any], epoch: int, fresh_start: bool) -> None:
+    """The test-only faults (module docstring), after ``epoch`` was reported: raise
+    (``FAIL_ONCE_AT_EPOCH``) or SIGKILL this process (``KILL_ONCE_AT_EPOCH``), each only in a
+    trial that started without a checkpoint."""
+    if not fresh_start:
+        return
+    if config.get(FAIL_ONCE_AT_EPOCH) == epoch:
+        raise InjectedFault(f"test fault injected after epoch {epoch}")
+    if config.get(KILL_ONCE_AT_EPOCH) == epoch:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _trial_storage() -> str:
@@ -117,7 +139,15 @@ def _trial_storage() -> str:
     return path if kind == "local" else f"{kind}://{path}"
 
 
-def restore_intact(search: Search, checkpoint: tune.Checkpoint) -> tune.Checkpoint | None:
+class Restorable(Protocol):
+    """What ``restore_intact`` needs: a search or an evaluation."""
+
+    epoch: int
+
+    def restore(self, directory: str) -> None: ...
+
+
+def restore_intact(search: Restorable, checkpoint: tune.Checkpoint) -> tune.Checkpoint | None:
     """Restore ``search`` from ``checkpoint`` or, when that one is corrupt or gone, from the
     newest intact earlier checkpoint of the same trial; returns the checkpoint used, or None
     when none is intact (``search`` is then untouched: the search starts afresh). Logs one

@@ -8,8 +8,6 @@ import torch
 from torch import nn
 
 from search_spaces.darts_eval import (
-    DARTS_V2,
-    PUBLISHED,
     EvalCell,
     NetworkCIFAR,
     NetworkImageNet,
@@ -17,6 +15,7 @@ from search_spaces.darts_eval import (
     count_parameters,
 )
 from search_spaces.genotypes import DARTS_OPS, DartsGenotype
+from search_spaces.published import DARTS_V2, PUBLISHED, published_genotype
 
 
 # --------------------------------------------------------------------------- reference figures
@@ -165,3 +164,9 @@ def test_cell_rejects_bad_genes() -> None:
     genotype = DartsGenotype(unknown, (2, 3, 4, 5), DARTS_V2.reduce, (2, 3, 4, 5))
     with pytest.raises(ValueError, match="unknown DARTS op"):
         EvalCell(genotype, 8, 8, 8, reduction=False, reduction_prev=False)
+
+
+def test_published_names_are_found_in_any_spelling_and_unknown_ones_listed() -> None:
+    assert published_genotype("darts-v2") == DARTS_V2
+    with pytest.raises(KeyError, match="DARTS_V1, DARTS_V2, PC_DARTS, P_DARTS"):
+        published_genotype("darts_v3")

@@ -32,8 +32,9 @@ from study.results import (
     storage_failure_message,
 )
 from trainables import records as R
+from trainables.checkpoints import CheckpointDiskFull
 from trainables.config import SearchConfig
-from trainables.search import CHECKPOINT_FILE, CheckpointDiskFull, Search, run_search
+from trainables.search import CHECKPOINT_FILE, Search, run_search
 from trainables.tune_trainable import (
     FAIL_ONCE_AT_EPOCH,
     earlier_checkpoints,

@@ -16,16 +16,14 @@ import pytest
 import torch
 
 from trainables import records as R
-from trainables.config import SearchConfig
-from trainables.search import (
-    CHECKPOINT_FILE,
+from trainables.checkpoints import (
     MANIFEST_FILE,
     CheckpointDiskFull,
     CorruptCheckpoint,
-    Search,
     is_disk_full,
-    run_search,
 )
+from trainables.config import SearchConfig
+from trainables.search import CHECKPOINT_FILE, Search, run_search
 
 CONFIG = SearchConfig(
     dataset="synthetic",
@@ -165,7 +163,7 @@ def test_corrupt_checkpoint_pickles_with_its_fields() -> None:
 
     error = pickle.loads(pickle.dumps(CorruptCheckpoint("/x/checkpoint_000001", "cut short")))
     assert (error.path, error.reason) == ("/x/checkpoint_000001", "cut short")
-    assert str(error) == "corrupt search checkpoint at /x/checkpoint_000001: cut short"
+    assert str(error) == "corrupt checkpoint at /x/checkpoint_000001: cut short"
 
 
 # ---------------------------------------------------------------------- no manifest (older)
@@ -217,10 +215,10 @@ def test_a_save_cut_short_between_file_and_manifest_leaves_a_loadable_checkpoint
 
 # ---------------------------------------------------------------------- a full disk
 def _disk_full_at_write(monkeypatch) -> None:
-    """Every file that ``trainables.search`` opens for writing fails as on a full disk."""
+    """Every file that ``trainables.checkpoints`` opens for writing fails as on a full disk."""
     import builtins
 
-    import trainables.search as module
+    import trainables.checkpoints as module
 
     def full_open(file, mode="r", *args, **kwargs):
         if "w" in mode:
