@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from analysis.alphas import alpha_long
     from analysis.collapse import collapse_by_epoch, collapse_indicators, nb201_base_rates
+    from analysis.evaluation import evaluation_table
     from analysis.figures import save_figures, tuning_figure
     from analysis.frame import bench_column, config_columns, with_labels
     from analysis.reported import reported_rows
-    from analysis.results import load_results
-    from analysis.store import SEARCH, experiment_folders, results_schema
+    from analysis.results import load_evaluations, load_results
+    from analysis.store import EVALUATION, SEARCH, experiment_folders, results_schema
     from analysis.tables import (
         Table,
         ablation_table,
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "load_results": "analysis.results",
+    "load_evaluations": "analysis.results",
+    "evaluation_table": "analysis.evaluation",
+    "EVALUATION": "analysis.store",
     "results_schema": "analysis.store",
     "experiment_folders": "analysis.store",
     "SEARCH": "analysis.store",
@@ -67,6 +71,7 @@ _EXPORTS = {
     "tuning_samples": "analysis.tuning",
 }
 __all__ = [
+    "EVALUATION",
     "SEARCH",
     "Table",
     "ablation_table",
@@ -76,9 +81,11 @@ __all__ = [
     "collapse_indicators",
     "collapse_table",
     "config_columns",
+    "evaluation_table",
     "experiment_folders",
     "final_epochs",
     "importance_table",
+    "load_evaluations",
     "load_results",
     "main_table",
     "nb201_base_rates",

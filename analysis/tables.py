@@ -364,7 +364,7 @@ def _aggregate(long: pd.DataFrame, row_columns: list[str], datasets: list[str],
     order["_metric"] = stats["metric"].map({m: i for i, m in enumerate(metrics)})
     stats = stats.iloc[np.lexsort([order[c] for c in reversed(order.columns)])]
     for name in row_columns:
-        stats[name] = [_display(v) for v in stats[name]]
+        stats[name] = [display_value(v) for v in stats[name]]
     stats["n"] = stats["n"].astype("Int64")
     stats["trials"] = stats["trials"].astype("Int64")
     return stats[[*row_columns, *stat_names]].reset_index(drop=True)
@@ -392,7 +392,8 @@ def _natural(value: object) -> tuple[int, float, str]:
         return (1, 0.0, str(value))
 
 
-def _display(value: object) -> str:
+def display_value(value: object) -> str:
+    """A table cell's text for a label value: 'n/a' when missing, floats shortest."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
         return "n/a"
     if isinstance(value, float):
@@ -583,8 +584,8 @@ def _paper_mismatch(trials: pd.DataFrame, spec: PaperAblation) -> str | None:
             return f"no {name} column"
         for value in trials.loc[where.fillna(False).astype(bool), name].unique():
             if not any(_same_setting(value, a) for a in allowed):
-                paper = " or ".join(_display(a) for a in allowed)
-                return f"{name}={_display(value)} (paper: {paper})"
+                paper = " or ".join(display_value(a) for a in allowed)
+                return f"{name}={display_value(value)} (paper: {paper})"
     return None
 
 
@@ -628,12 +629,12 @@ def _one_factor_slice(sub: pd.DataFrame, axis: str, rows: tuple[str, ...]
                 score = (part[axis].nunique(dropna=False), -size, len(part))
                 if score > best[0]:
                     key_values = key if isinstance(key, tuple) else (key,)
-                    note = ", ".join(f"{f}={_display(v)}"
+                    note = ", ".join(f"{f}={display_value(v)}"
                                      for f, v in zip(held, key_values, strict=True))
                     for name in companions:
                         pairs = sorted(part[[axis, name]].drop_duplicates().itertuples(
                             index=False), key=lambda pair: _natural(pair[0]))
-                        values = "; ".join(f"{_display(a)}: {_display(v)}" for a, v in pairs)
+                        values = "; ".join(f"{display_value(a)}: {display_value(v)}" for a, v in pairs)
                         note += f"{', ' if note else ''}{name} varies with {axis} ({values})"
                     best = (score, part, note)
     return best[1], best[2]
