@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the CLI imports only what a command needs: tables and plots
     from study.runner import RunOptions
     from study.tune_spec import TuneSpec
     from trainables.config import SearchConfig
+    from trainables.eval_config import EvalConfig
 
 EXIT_BAD_INPUT = 2
 # Top-level packages of the install extras (pyproject.toml), for a clear error when one is absent.
@@ -76,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from search_spaces.published import PUBLISHED  # plain data: no torch
     parser = argparse.ArgumentParser(prog="study", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     grids = sub.add_parser("grids", help="list the registered grids and their trial counts")
@@ -123,6 +125,46 @@ def _parser() -> argparse.ArgumentParser:
     )
     _cluster_arguments(tune_cmd)
     tune_cmd.set_defaults(handler=_tune)
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="train searched (or published) DARTS genotypes from scratch as Ray Tune trials",
+    )
+    evaluate.add_argument(
+        "source",
+        nargs="+",
+        help="a results folder holding a DARTS-space search experiment, or genotype strings "
+        f"'Genotype(...)' / published names ({', '.join(PUBLISHED)})",
+    )
+    evaluate.add_argument(
+        "--preset", required=True, choices=("cifar10", "imagenet"),
+        help="the paper's protocol: cifar10 (600 epochs, 14 cells, 36 channels) or imagenet "
+        "(250 epochs, 14 cells, 48 channels)",
+    )
+    evaluate.add_argument(
+        "--experiment", default=None,
+        help="the search experiment under the results folder (default: its only one)",
+    )
+    evaluate.add_argument(
+        "--reference", action="append", default=[], metavar="NAME",
+        help="also train this published genotype in the same experiment (repeatable)",
+    )
+    evaluate.add_argument("--seeds", type=int, default=1, help="train each genotype for seeds 0..N-1")
+    evaluate.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+        help="change one value of the preset, e.g. --set epochs=300 --set batch_size=768 "
+        "(repeatable)",
+    )
+    evaluate.add_argument(
+        "--workers", type=int, default=None,
+        help="data-parallel processes per trial (torch DDP; one GPU each with --gpus-per-trial)",
+    )
+    evaluate.add_argument(
+        "--dry-run", action="store_true",
+        help="print the trials and each network's parameters and multiply-adds, run nothing",
+    )
+    _cluster_arguments(evaluate, search=False)
+    evaluate.set_defaults(handler=_evaluate)
+
     tables = sub.add_parser("tables", help="print the paper's tables from a results folder")
     _results_arguments(tables)
     tables.add_argument(
@@ -158,12 +200,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``run`` and ``tune``: where results go, the cluster, trial resources."""
+def _cluster_arguments(parser: argparse.ArgumentParser, *, search: bool = True) -> None:
+    """Options shared by ``run``, ``tune`` and ``evaluate`` (``search=False``: no benchmark
+    folder, no execution path): where results go, the cluster, trial resources."""
     parser.add_argument(
         "--results",
-        default="results",
-        help="results folder (NFS path or s3:// URI for multi-node clusters)",
+        default="results" if search else None,
+        help="results folder (NFS path or s3:// URI for multi-node clusters)"
+        + ("" if search else "; default: the source results folder, else 'results'"),
     )
     parser.add_argument("--address", default=None, help="Ray cluster address (default: local)")
     parser.add_argument("--cpus-per-trial", type=float, default=1.0)
@@ -181,8 +225,14 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
         help="retries of a crashing trial, each from its last checkpoint",
     )
     parser.add_argument("--data-dir", default=None, help="folder with the raw dataset files")
-    parser.add_argument("--benchmark-dir", default=None, help="NATS-Bench tss fast-mode folder")
     parser.add_argument("--name", default=None, help="experiment name (default: the grid's name)")
+    if search:
+        _search_arguments(parser)
+    _run_arguments(parser)
+
+
+def _search_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--benchmark-dir", default=None, help="NATS-Bench tss fast-mode folder")
     parser.add_argument(
         "--eager",
         action="store_true",
@@ -190,6 +240,9 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
         "(the default on CUDA; same batches and records up to float rounding; each row's "
         "exec_path says which path ran)",
     )
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--verbose",
         action="store_true",
@@ -212,7 +265,8 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 TABLE_CHOICES = (
-    "all", "main", "data_mode", "lr", "activation", "optimizer", "collapse", "tuning"
+    "all", "main", "data_mode", "lr", "activation", "optimizer", "collapse", "tuning",
+    "evaluation",
 )
 
 
@@ -245,18 +299,39 @@ def _load(args: argparse.Namespace, alphas: bool):  # -> pd.DataFrame (pandas im
 
 
 def _tables(args: argparse.Namespace) -> int:
+    """The search tables (``analysis.tables``) and, for ``all`` or ``evaluation``, the
+    evaluation tables (``analysis.evaluation``) of the experiments of each kind under RESULTS."""
     from analysis import store
+    from analysis.evaluation import evaluation_tables
     from analysis.tables import paper_tables
 
-    df = _load(args, alphas=False)  # tables need no α
-    names = None if args.table == "all" else [args.table]
-    tuning = store.read_tuning(args.results, args.experiment)  # study tune's sidecars
-    tables = paper_tables(df, names, args.benchmark_dir, tuning=tuning,
-                          with_reported=args.with_reported)
+    kinds = _experiments_by_kind(args.results, args.experiment)
+    tables = []
+    if args.table != "evaluation" and (kinds["search"] or args.table != "all"):
+        args.experiment = kinds["search"] if args.experiment is not None else None
+        df = _load(args, alphas=False)  # tables need no α
+        names = None if args.table == "all" else [args.table]
+        tuning = store.read_tuning(args.results, args.experiment)  # study tune's sidecars
+        tables += paper_tables(df, names, args.benchmark_dir, tuning=tuning,
+                               with_reported=args.with_reported)
+    if args.table in ("all", "evaluation") and (kinds["evaluation"] or args.table != "all"):
+        only = kinds["evaluation"] if args.experiment is not None else None
+        tables += evaluation_tables(args.results, experiments=only)
     rendered = [t.render(args.format) for t in tables]
     separator = "\n" if args.format == "csv" else "\n\n"
     print(separator.join(text.rstrip("\n") for text in rendered))
     return 0
+
+
+def _experiments_by_kind(results: str, experiments: list[str] | None) -> dict[str, list[str]]:
+    """The experiments under ``results`` (or those named) by result kind: search, evaluation."""
+    from analysis import store
+
+    fs, folders = store.experiment_folders(results, experiments)
+    kinds: dict[str, list[str]] = {kind: [] for kind in store.FORMATS}
+    for name, folder in sorted(folders.items()):
+        kinds[store.experiment_kind(fs, folder)].append(name)
+    return kinds
 
 
 def _plots(args: argparse.Namespace) -> int:
@@ -407,6 +482,80 @@ def _tune(args: argparse.Namespace) -> int:
     return run_tuning(spec, options, experiment, storage)
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from study import evaluate as E
+
+    changes = E.parse_settings(args.settings)
+    if args.workers is not None:
+        changes["workers"] = args.workers
+    if args.data_dir is not None:
+        changes["data_dir"] = args.data_dir
+    if args.seeds < 1:
+        raise ValueError(f"--seeds {args.seeds} must be >= 1")
+    notes: list[str] = []
+    if len(args.source) == 1 and E.is_results_location(args.source[0]):
+        search, targets, notes = E.search_targets(args.source[0], args.experiment)
+        default_name, default_results = f"{search}-eval-{args.preset}", args.source[0]
+    elif args.experiment is not None:
+        raise ValueError("--experiment names a search under a results folder; the sources "
+                         f"{args.source} are not one results folder")
+    else:
+        targets = E.given_targets(args.source)
+        default_name, default_results = f"eval-{args.preset}", "results"
+    targets += E.given_targets(args.reference)
+    if args.results is None:
+        args.results = default_results
+    configs = E.evaluation_configs(targets, args.preset, range(args.seeds), changes)
+    options = _run_options(args)
+    experiment = _experiment_name(args.name, lambda: default_name)
+    E.check_workers(configs, options.gpus_per_trial)
+    for note in notes:
+        print(f"note: {note}")
+    if args.dry_run:
+        _print_evaluations(configs, options, experiment)
+        return 0
+    from trainables.datasets import check_evaluation_files
+
+    for dataset, data_dir in sorted({(c.dataset, c.data_dir) for c in configs}):
+        check_evaluation_files(dataset, data_dir or None)
+    _check_before_ray(options)
+    from study.execute import run_experiment
+
+    return run_experiment(configs, options, experiment)
+
+
+def _print_evaluations(configs: Sequence[EvalConfig], options: RunOptions, experiment: str) -> None:
+    """Each evaluation trial, then each network's size in the units of the papers' tables."""
+    from trainables.eval_config import PRESETS
+    from trainables.evaluation import network_cost
+
+    preset = PRESETS[configs[0].preset]
+    for index, config in enumerate(configs):
+        changed = {k: v for k, v in config.to_dict().items()
+                   if k not in ("genotype", "preset", "arch") and preset.get(k, v) != v}
+        fields = " ".join(f"{k}={v}" for k, v in changed.items() if v != "")
+        print(f"[{index:>4}] {config.arch} seed={config.seed} {fields}".rstrip())
+    print("\n| architecture | FLOPs/M | Params/M |\n|---|---|---|")
+    seen = set()
+    for config in configs:
+        if config.arch in seen:
+            continue
+        seen.add(config.arch)
+        params, macs, side = network_cost(config)
+        print(f"| {config.arch} | {macs / 1e6:.0f} | {params / 1e6:.2f} |")
+    first = configs[0]
+    print(
+        f"(multiply-adds per {side}x{side} image and parameters, auxiliary head excluded, of "
+        f"the {first.network} network with {first.layers} cells and {first.init_channels} "
+        "initial channels)"
+    )
+    resources = options.resources()
+    print(
+        f"{len(configs)} trials in experiment {experiment!r}; each uses {resources['cpu']:g} CPU "
+        f"and {resources['gpu']:g} GPU; nothing was run (--dry-run)"
+    )
+
+
 def _run_options(args: argparse.Namespace) -> RunOptions:
     from study.runner import RunOptions
 
@@ -417,7 +566,7 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent,
         max_failures=args.max_failures,
-        fast=False if args.eager else None,
+        fast=False if getattr(args, "eager", False) else None,
         verbose=args.verbose,
         restart=args.restart,
         autoscaling=args.autoscaling,

@@ -15,16 +15,23 @@ from study.inputs import check_cluster_resources
 from study.progress import ProgressDisplay
 from study.results import DISK_FULL_EXIT, ParquetResultsWriter, storage_failure_message
 from study.runner import RunOptions, build_tuner, experiment_path, grid_axes, ray_cluster
+from trainables import records as R
 from trainables.config import SearchConfig
+from trainables.eval_config import EvalConfig
 
 
-def run_experiment(configs: Sequence[SearchConfig], options: RunOptions, experiment: str) -> int:
-    """Run (or resume) ``experiment``; print progress and a summary. Exit status: 0 if every
+def run_experiment(
+    configs: Sequence[SearchConfig] | Sequence[EvalConfig], options: RunOptions, experiment: str
+) -> int:
+    """Run (or resume) ``experiment``: searches (SearchConfigs, ``study run``) or evaluations
+    (EvalConfigs, ``study evaluate``); print progress and a summary. Exit status: 0 if every
     trial finished, 1 if some errored (rerun the same command to resume them), 3 if a full disk
     stopped the run (free space, then rerun). Before Ray starts, the experiment is locked and
     its grid and saved state checked (``study.experiment``; a refusal raises ``ValueError``)."""
     start = time.monotonic()
     parquet_root = options.storage("parquet")
+    evaluation = isinstance(configs[0], EvalConfig)
+    kind = "evaluation" if evaluation else "search"
     with open_experiment(
         options.storage("tune"),
         parquet_root,
@@ -32,6 +39,7 @@ def run_experiment(configs: Sequence[SearchConfig], options: RunOptions, experim
         grid_record(configs),
         restart=options.restart,
         finished=lambda rows: finished_grid_trials(rows, configs),
+        kind=kind,
     ) as opened:
         only = list(range(len(configs)))
         if opened.restart is not None:
@@ -42,11 +50,14 @@ def run_experiment(configs: Sequence[SearchConfig], options: RunOptions, experim
             locations = [parquet_root, experiment_path(options, experiment)]
             with ray_cluster(options):
                 check_cluster_resources(options)
-                callbacks: list[tune.Callback] = [ParquetResultsWriter(parquet_root, experiment)]
+                callbacks: list[tune.Callback] = [
+                    ParquetResultsWriter(parquet_root, experiment, kind=kind)
+                ]
                 if not options.verbose:
-                    callbacks.append(
-                        ProgressDisplay(experiment, total=len(only), fields=grid_axes(configs))
-                    )
+                    accuracy = ("top-1", R.TEST_ACC) if evaluation else None
+                    callbacks.append(ProgressDisplay(
+                        experiment, total=len(only), fields=grid_axes(configs), accuracy=accuracy
+                    ))
                 results = fit(build_tuner(configs, options, experiment, callbacks, only),
                               experiment, locations)
                 if results is None:
@@ -56,8 +67,15 @@ def run_experiment(configs: Sequence[SearchConfig], options: RunOptions, experim
                 filter(None, (storage_failure_message(e, locations) for e in results.errors)),
                 None,
             )
-    benchmark_dir = next((c.benchmark_dir for c in configs if c.benchmark_dir), None)
-    _print_summary(parquet_root, experiment, errors, time.monotonic() - start, benchmark_dir)
+    seconds = time.monotonic() - start
+    if evaluation:
+        _print_evaluation_summary(parquet_root, experiment, errors, seconds)
+    else:
+        benchmark_dir = next(
+            (c.benchmark_dir for c in configs if isinstance(c, SearchConfig) and c.benchmark_dir),
+            None,
+        )
+        _print_summary(parquet_root, experiment, errors, seconds, benchmark_dir)
     if errors and full is not None:  # trials that failed on a full disk
         print(f"\n{full}", file=sys.stderr)
         return DISK_FULL_EXIT
@@ -109,3 +127,21 @@ def _print_summary(
     print("  from analysis.results import load_results")
     print(f"  df = load_results({parquet_root!r}, experiments=[{experiment!r}])")
     print(f"  more tables: study tables {parquet_root}; figures: study plots {parquet_root} --out DIR")
+
+
+def _print_evaluation_summary(parquet_root: str, experiment: str, errors: int, seconds: float) -> None:
+    """Trial counts, the evaluation table (the paper's DARTS-space layout, joined with the
+    searches the genotypes came from when they are under the same root) and how to load."""
+    from analysis.evaluation import evaluation_tables
+
+    try:
+        tables = evaluation_tables(parquet_root, experiments=[experiment])
+    except FileNotFoundError:  # no trial reported anything
+        tables = []
+    print(f"\n{experiment}: {errors} errored, {seconds:.0f} s\n")
+    for table in tables:
+        print(table.to_markdown())
+    print(f"Parquet dataset: {parquet_root}")
+    print("  from analysis import load_evaluations, evaluation_table")
+    print(f"  df = load_evaluations({parquet_root!r}, experiments=[{experiment!r}])")
+    print(f"  more: study tables {parquet_root} --table evaluation")

@@ -40,6 +40,7 @@ import pyarrow.fs as pafs
 
 from analysis import store
 from trainables.config import ADDED_FIELDS, FIELD_DEFAULTS, SearchConfig
+from trainables.eval_config import EvalConfig
 
 GRID_FILE = "study-grid.json"
 LOCK_SUFFIX = ".lock"
@@ -151,7 +152,7 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def grid_record(configs: Sequence[SearchConfig], extra: dict[str, Any] | None = None) -> dict:
+def grid_record(configs: Sequence[SearchConfig | EvalConfig], extra: dict[str, Any] | None = None) -> dict:
     """The stored form of a grid: every trial's full config (and, for a tuning spec, its
     settings under ``extra``)."""
     record: dict[str, Any] = {"trials": [c.to_dict() for c in configs]}
@@ -342,6 +343,7 @@ def open_experiment(
     *,
     restart: bool = False,
     finished: Finished | None = None,
+    kind: str = "search",
 ) -> OpenedExperiment:
     """Take the experiment's lock, then check its grid and saved state (module docstring); with
     ``restart``, move the state aside and supersede the rows of every trial ``finished`` does not
@@ -366,7 +368,7 @@ def open_experiment(
                 done.update(finished(rows) if finished is not None else {})
                 return set(done.values())
 
-            _, superseded = supersede(parquet_root, experiment, keep)
+            _, superseded = supersede(parquet_root, experiment, keep, kind)
             write_grid(fs, exp_dir, record)
             return OpenedExperiment(
                 exp_dir, False, Restart(moved, frozenset(done), superseded), lock
@@ -394,14 +396,18 @@ def move_aside(fs: pafs.FileSystem, exp_dir: str) -> str | None:
 
 
 def supersede(
-    parquet_root: str, experiment: str, finished: Callable[[Any], Iterable[str]]
+    parquet_root: str,
+    experiment: str,
+    finished: Callable[[Any], Iterable[str]],
+    kind: str = "search",
 ) -> tuple[frozenset[str], frozenset[str]]:
-    """Mark every trial of ``experiment`` with rows that ``finished`` (given the de-duplicated
-    rows, a DataFrame) does not name as superseded in the store; returns (kept, superseded)."""
+    """Mark every trial of ``experiment`` (rows of result ``kind``) with rows that ``finished``
+    (given the de-duplicated rows, a DataFrame) does not name as superseded in the store;
+    returns (kept, superseded)."""
     from analysis.results import load_results
 
     try:
-        rows = load_results(parquet_root, experiments=[experiment], alphas=False)
+        rows = load_results(parquet_root, experiments=[experiment], alphas=False, kind=kind)
     except FileNotFoundError:  # no rows yet: nothing to keep or supersede
         return frozenset(), frozenset()
     kept = frozenset(finished(rows))
@@ -415,7 +421,7 @@ def supersede(
     return kept, superseded
 
 
-def finished_grid_trials(rows: Any, configs: Sequence[SearchConfig]) -> dict[int, str]:
+def finished_grid_trials(rows: Any, configs: Sequence[SearchConfig | EvalConfig]) -> dict[int, str]:
     """``{grid index: trial_id}`` of the grid entries that have a finished trial in ``rows``
     (de-duplicated results): its last epoch reached the config's ``epochs``, or it diverged.
     A trial is matched to a grid entry by its config (``comparable``)."""
@@ -425,7 +431,7 @@ def finished_grid_trials(rows: Any, configs: Sequence[SearchConfig]) -> dict[int
     for index, config in enumerate(configs):
         wanted.setdefault(_key(config.to_dict()), []).append(index)
     done: dict[int, str] = {}
-    names = SearchConfig.field_names()
+    names = type(configs[0]).field_names() if configs else ()
     for trial_id, trial in rows.groupby("trial_id", sort=True):
         last = trial.loc[trial[R.EPOCH].idxmax()]
         values = {name: _plain(last[name]) for name in names if name in last.index}

@@ -75,6 +75,7 @@ class ProgressDisplay(tune.Callback):
         total: int | None = None,
         fields: Sequence[str] = (),
         objective: str | None = None,
+        accuracy: tuple[str, str] | None = None,
         every: float = TABLE_EVERY,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.time,
@@ -85,6 +86,7 @@ class ProgressDisplay(tune.Callback):
         self.total = total
         self.fields = tuple(fields)
         self.objective = objective
+        self.accuracy = accuracy  # (label, record column); None = the NAS-Bench-201 accuracy
         self.every = every
         self.stream = stream
         self.clock = clock
@@ -189,8 +191,9 @@ class ProgressDisplay(tune.Callback):
         parts = [f"epoch {epoch or '?'}/{epochs}"]
         loss = _number(result.get(R.TRAIN_LOSS), 4)
         parts += [f"loss {loss}"] if loss else []
-        bench = _number(result.get(bench_column(trial)), 2)
-        parts += [f"nb201 {bench}%"] if bench else []
+        name, column = self._accuracy(trial)
+        bench = _number(result.get(column), 2)
+        parts += [f"{name} {bench}%"] if bench else []
         if self.objective:
             value = _number(result.get(self.objective), 4)
             parts += [f"{self.objective} {value}"] if value else []
@@ -202,6 +205,12 @@ class ProgressDisplay(tune.Callback):
     @_safe
     def on_experiment_end(self, trials: list[Trial], **info) -> None:
         self._say(f"{self.title}: {closing_counts(trials, self._retried)}")
+
+    def _accuracy(self, trial: Trial | None) -> tuple[str, str]:
+        """(label, record column) of the accuracy shown for ``trial``."""
+        if self.accuracy is not None:
+            return self.accuracy
+        return "nb201", bench_column(trial) if trial is not None else ""
 
     # ------------------------------------------------------------------ output
     def _say(self, line: str) -> None:
@@ -223,7 +232,7 @@ class ProgressDisplay(tune.Callback):
             return
         hidden = max(0, len(live) - TABLE_ROWS)
         live = live[:TABLE_ROWS]
-        header = ["trial", "status", "epoch", "loss", "nb201 %"]
+        header = ["trial", "status", "epoch", "loss", f"{self._accuracy(None)[0]} %"]
         header += [self.objective] if self.objective else []
         header += ["img/s"]
         rows = [header]
@@ -235,7 +244,7 @@ class ProgressDisplay(tune.Callback):
                 "retrying" if trial.trial_id in self._retrying else "running",
                 f"{epoch or 0}/{_epochs(trial)}",
                 _number(result.get(R.TRAIN_LOSS), 4),
-                _number(result.get(bench_column(trial)), 2),
+                _number(result.get(self._accuracy(trial)[1]), 2),
             ]
             row += [_number(result.get(self.objective), 4)] if self.objective else []
             row += [_number(result.get(R.IMAGES_PER_SEC), 0)]

@@ -50,7 +50,11 @@ from ray.tune.search import BasicVariantGenerator
 from search_spaces.benchmark import resolve_benchmark_dir
 from trainables.config import SearchConfig
 from trainables.datasets import check_dataset_files
+from trainables.eval_config import EvalConfig
+from trainables.eval_trainable import evaluation_trainable
 from trainables.tune_trainable import search_trainable
+
+TrialConfig = SearchConfig | EvalConfig  # a trial runs a search or an evaluation
 
 TRIAL_INDEX = "_trial"
 
@@ -96,13 +100,13 @@ class RunOptions:
         return str(Path(self.results).expanduser().resolve() / part)
 
 
-def param_space(configs: Sequence[SearchConfig]) -> dict[str, Any]:
+def param_space(configs: Sequence[TrialConfig]) -> dict[str, Any]:
     """The search space of a grid: every SearchConfig field and ``_trial``, a ``tune.choice``
     of the grid's values for those that vary, the one value for the others. The trials
     themselves come from ``grid_search_alg`` (Tune checks each point against this space)."""
     dicts = grid_points(configs)
     space: dict[str, Any] = {}
-    for name in (TRIAL_INDEX, *SearchConfig.field_names()):
+    for name in (TRIAL_INDEX, *type(configs[0]).field_names()):
         values: list[Any] = []
         for point in dicts:
             if point[name] not in values:
@@ -112,7 +116,7 @@ def param_space(configs: Sequence[SearchConfig]) -> dict[str, Any]:
 
 
 def grid_points(
-    configs: Sequence[SearchConfig], only: Sequence[int] | None = None
+    configs: Sequence[TrialConfig], only: Sequence[int] | None = None
 ) -> list[dict[str, Any]]:
     """Each trial's config: the flat SearchConfig dict and ``_trial``, its grid index; for the
     grid entries ``only`` (all by default)."""
@@ -121,7 +125,7 @@ def grid_points(
 
 
 def grid_search_alg(
-    configs: Sequence[SearchConfig], max_concurrent: int, only: Sequence[int] | None = None
+    configs: Sequence[TrialConfig], max_concurrent: int, only: Sequence[int] | None = None
 ) -> BasicVariantGenerator:
     """One trial per config (of the entries ``only``), in grid order, at most ``max_concurrent``
     at once (0 = no limit; Tune ignores ``TuneConfig.max_concurrent_trials`` for a search
@@ -144,12 +148,12 @@ class _Field:
         return self.configs[config[TRIAL_INDEX]][self.name]
 
 
-def grid_axes(configs: Sequence[SearchConfig]) -> list[str]:
-    """The SearchConfig fields whose values differ between the configs (the grid's axes)."""
+def grid_axes(configs: Sequence[TrialConfig]) -> list[str]:
+    """The config fields whose values differ between the configs (the grid's axes)."""
     dicts = [config.to_dict() for config in configs]
     return [
         name
-        for name in SearchConfig.field_names()
+        for name in type(configs[0]).field_names()
         if any(d[name] != dicts[0][name] for d in dicts[1:])
     ]
 
@@ -170,15 +174,16 @@ def experiment_path(options: RunOptions, experiment: str) -> str:
 
 
 def build_tuner(
-    configs: Sequence[SearchConfig],
+    configs: Sequence[TrialConfig],
     options: RunOptions,
     experiment: str,
     callbacks: Sequence[tune.Callback] = (),
     only: Sequence[int] | None = None,
 ) -> tune.Tuner:
     """A Tuner for the grid, restored from its saved state when the experiment exists; a new
-    one runs the grid entries ``only`` (all by default; ``--restart`` leaves out finished ones)."""
-    trainable = trial_trainable(options)
+    one runs the grid entries ``only`` (all by default; ``--restart`` leaves out finished ones).
+    SearchConfigs run as searches, EvalConfigs as evaluations (``trial_trainable``)."""
+    trainable = trial_trainable(options, evaluation=isinstance(configs[0], EvalConfig))
     path = experiment_path(options, experiment)
     if tune.Tuner.can_restore(path):
         return restore_tuner(path, trainable, options, callbacks, resume_errored=True)
@@ -220,10 +225,13 @@ def restore_tuner(
     return tuner
 
 
-def trial_trainable(options: RunOptions) -> Any:
-    """The search trainable with this run's resources and execution path. The path is a
-    trainable parameter, not a trial field: it is no part of a trial's identity, and a resumed
-    experiment takes this run's value (``Tuner.restore`` gets the trainable anew)."""
+def trial_trainable(options: RunOptions, evaluation: bool = False) -> Any:
+    """The search trainable with this run's resources and execution path (or, with
+    ``evaluation``, the evaluation trainable with its resources). The path is a trainable
+    parameter, not a trial field: it is no part of a trial's identity, and a resumed experiment
+    takes this run's value (``Tuner.restore`` gets the trainable anew)."""
+    if evaluation:
+        return tune.with_resources(evaluation_trainable, options.resources())
     return tune.with_resources(
         tune.with_parameters(search_trainable, fast=options.fast), options.resources()
     )

@@ -25,6 +25,7 @@ def test_cifar_darts_v2_has_the_papers_parameter_count() -> None:
     print(f"NetworkCIFAR(36, 10, 20, DARTS_V2): {params:,} parameters without the aux head")
     assert round(params / 1e6, 1) == 3.3  # DARTS paper, Table 1
     assert params == 3_349_342
+    assert count_multiply_adds(model, 32) == 528_359_040  # conv + linear, 32x32 input
     with_aux = count_parameters(model, exclude_auxiliary=False)
     assert with_aux == sum(p.numel() for p in model.parameters()) > params
 
