@@ -140,33 +140,47 @@ def _study(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=300, check=False)
 
 
-def test_evaluate_a_search_end_to_end_beside_it_and_rerun_without_rerunning(tmp_path) -> None:
-    """A searched genotype and a published reference, trained through Ray by the command: the
-    evaluations land as experiment '<search>-eval-<preset>' in the search's results folder,
-    every (trial, epoch) once, and the table joins them with the search's method; the same
-    command again finds everything finished and reruns nothing."""
+def _evaluate_search(tmp_path: Path) -> tuple[tuple[str, ...], subprocess.CompletedProcess[str]]:
+    """``study evaluate`` on a search experiment with one finished DARTS trial, plus DARTS_V2:
+    the command and its completed run."""
     write_search(tmp_path / "res", "srch", {
         "a": (DARTS_SEARCH.replace(activation="sigmoid"), 3, PC_DARTS.to_string()),
     })
     command = ("evaluate", str(tmp_path / "res"), "--preset", "cifar10",
                "--reference", "DARTS_V2", *TINY)
-    done = _study(*command, cwd=tmp_path)
+    return command, _study(*command, cwd=tmp_path)
+
+
+def test_evaluate_a_search_end_to_end_beside_it(tmp_path) -> None:
+    """A searched genotype and a published reference, trained through Ray by the command: the
+    evaluations land as experiment '<search>-eval-<preset>' in the search's results folder,
+    every (trial, epoch) once, and the table joins them with the search's method."""
+    _, done = _evaluate_search(tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = load_evaluations(tmp_path / "res", experiments=["srch-eval-cifar10"])
     assert sorted(zip(rows["arch"], rows[R.EPOCH], strict=True)) == [
         ("DARTS_V2", 1), ("DARTS_V2", 2), ("srch/a", 1), ("srch/a", 2)]
     assert set(rows[rows["arch"] == "srch/a"]["source_trial_id"]) == {"a"}
+    raw = pq.read_table(tmp_path / "res" / "parquet" / "experiment=srch-eval-cifar10")
+    assert raw.num_rows == 4  # written once each
     assert "| Single-DARTS | sigmoid | 1 | 1 |" in done.stdout
     assert "| DARTS_V2 | — | — | — |" in done.stdout
-    assert "trial 1 finished: epoch 2/2" in done.stdout and "top-1" in done.stdout
+    assert "started: arch=DARTS_V2" in done.stdout and "Genotype(" not in done.stdout
+    assert "finished: epoch 2/2" in done.stdout and "top-1" in done.stdout
+    tables = _study("tables", str(tmp_path / "res"), "--table", "evaluation", cwd=tmp_path)
+    assert "| Single-DARTS | sigmoid |" in tables.stdout
 
+
+@pytest.mark.slow
+def test_the_same_evaluate_command_again_reruns_nothing(tmp_path) -> None:
+    command, done = _evaluate_search(tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = load_evaluations(tmp_path / "res", experiments=["srch-eval-cifar10"])
     again = _study(*command, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "started" not in again.stdout
     rerun = load_evaluations(tmp_path / "res", experiments=["srch-eval-cifar10"])
     assert rerun["reported_at"].tolist() == rows["reported_at"].tolist()
-    tables = _study("tables", str(tmp_path / "res"), "--table", "evaluation", cwd=tmp_path)
-    assert "| Single-DARTS | sigmoid |" in tables.stdout
 
 
 # ---------------------------------------------------------------------- faults
@@ -174,7 +188,7 @@ def test_a_killed_evaluation_worker_resumes_and_every_epoch_lands_once(ray_local
     """SIGKILL the trial's process after it reported epoch 1: Tune retries it from that
     checkpoint, and the rows equal an undisturbed evaluation's (bit for bit on the CPU)."""
     config = preset_config("cifar10", "DARTS_V2", dataset="digits", layers=3, init_channels=4,
-                           epochs=3, batch_size=32, steps_per_epoch=2, cutout=8)
+                           epochs=2, batch_size=32, steps_per_epoch=2, cutout=8)
     undisturbed = run_evaluation(config)
     root = tmp_path / "parquet"
     tuner = tune.Tuner(
@@ -189,10 +203,41 @@ def test_a_killed_evaluation_worker_resumes_and_every_epoch_lands_once(ray_local
     results = tuner.fit()
     assert not results.errors
     rows = load_evaluations(root)
-    assert rows[R.EPOCH].tolist() == [1, 2, 3] and rows["attempt"].tolist() == [0, 1, 1]
+    assert rows[R.EPOCH].tolist() == [1, 2] and rows["attempt"].tolist() == [0, 1]
     raw = pq.read_table(root / "experiment=killed").to_pandas()
-    assert sorted(raw[R.EPOCH]) == [1, 2, 3]  # each epoch written once: none lost, none twice
+    assert sorted(raw[R.EPOCH]) == [1, 2]  # each epoch written once: none lost, none twice
     for row, expected in zip(rows.to_dict("records"), undisturbed, strict=True):
         for name in (R.TRAIN_LOSS, R.TRAIN_ACC, R.TEST_LOSS, R.TEST_ACC, R.EPOCH_LR):
             assert row[name] == expected[name], (row[R.EPOCH], name)
     assert KILL_ONCE_AT_EPOCH not in rows.columns
+
+
+@pytest.mark.slow
+def test_a_data_parallel_evaluation_through_ray_survives_a_killed_trial(ray_local, tmp_path):
+    """2 gloo processes inside one Ray trial; the trial's process is SIGKILLed after epoch 1
+    (its child dies with it), Tune retries it, and the rows equal those of the same data-parallel
+    evaluation undisturbed outside Ray, each epoch written once."""
+    from trainables.data_parallel import run_data_parallel
+
+    config = preset_config("cifar10", "DARTS_V2", dataset="digits", layers=3, init_channels=4,
+                           epochs=3, batch_size=32, steps_per_epoch=2, cutout=8, workers=2)
+    undisturbed: list[dict] = []
+    run_data_parallel(config, use_cuda=False, threads=2,
+                      report=lambda record, evaluation, state: undisturbed.append(record))
+    root = tmp_path / "parquet"
+    tuner = tune.Tuner(
+        trial_trainable(RunOptions(cpus_per_trial=2), evaluation=True),
+        param_space={**config.to_dict(), KILL_ONCE_AT_EPOCH: 1},
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path / "tune"), name="ddp", verbose=0,
+            failure_config=tune.FailureConfig(max_failures=2),
+            callbacks=[ParquetResultsWriter(root, "ddp", kind="evaluation")],
+        ),
+    )
+    assert not tuner.fit().errors
+    rows = load_evaluations(root)
+    assert rows[R.EPOCH].tolist() == [1, 2, 3] and rows["attempt"].tolist() == [0, 1, 1]
+    assert sorted(pq.read_table(root / "experiment=ddp").to_pandas()[R.EPOCH]) == [1, 2, 3]
+    for row, expected in zip(rows.to_dict("records"), undisturbed, strict=True):
+        for name in (R.TRAIN_LOSS, R.TEST_LOSS, R.TEST_ACC):
+            assert row[name] == expected[name], (row[R.EPOCH], name)

@@ -178,3 +178,33 @@ def test_two_gloo_processes_share_the_batch_and_the_test_set_and_resume(tmp_path
     one = Evaluation(config.replace(workers=1), dataset=digits)
     with pytest.raises(ValueError, match="resume with workers=2"):
         one.restore(tmp_path / "run" / "epoch1")
+
+
+# ---------------------------------------------------------------------- ImageNet
+def _imagenet_folder(root: Path, per_class: dict[str, int]) -> None:
+    """``root/imagenet/{train,val}/<wnid>/`` with small random JPEGs (streamed, resized to 224)."""
+    import numpy as np
+    from PIL import Image
+
+    for part, count in per_class.items():
+        for c, wnid in enumerate(("n01", "n02", "n03")):
+            folder = root / "imagenet" / part / wnid
+            folder.mkdir(parents=True)
+            for k in range(count):
+                pixels = np.random.default_rng(100 * c + k).integers(0, 256, (20, 24, 3))
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{k}.JPEG")
+
+
+def test_the_imagenet_network_trains_on_streamed_files_and_tests_on_val(tmp_path) -> None:
+    _imagenet_folder(tmp_path, {"train": 4, "val": 2})
+    config = preset_config(
+        "imagenet", "DARTS_V2", data_dir=str(tmp_path), layers=3, init_channels=4, epochs=2,
+        warmup_epochs=1, batch_size=4, steps_per_epoch=1,
+    )
+    records = run_evaluation(config)
+    assert [r[R.EPOCH_LR] for r in records] == [0.5, 0.5]  # warm-up epoch 1 of 1, then decay
+    last = records[-1]
+    assert last[R.INPUT_SIZE] == 224 and last[R.STEPS] == 1
+    assert round(last[R.TEST_ACC] * 6 / 100, 6) in {0, 1, 2, 3, 4, 5, 6}  # of the 6 val images
+    assert last[R.TEST_TOP5] == 100.0  # 3 classes: the top 5 always hold the label
+    assert math.isfinite(last[R.TRAIN_LOSS])

@@ -161,3 +161,25 @@ def test_default_path_on_cuda() -> None:
     assert search.exec_path == (R.EXEC_CUDA_GRAPH if FAST_BY_DEFAULT else R.EXEC_EAGER)
     assert Search(SearchConfig(dataset="synthetic", channels=4, depth=1), "cuda",
                   fast=False).exec_path == R.EXEC_EAGER
+
+
+def test_an_evaluation_trains_on_cuda_close_to_the_cpu_and_resumes_there(tmp_path) -> None:
+    """A genotype trained from scratch on the GPU: the first epoch's records close to the CPU's
+    (same batches, augmentation and initial weights), and a checkpoint resumes on the GPU."""
+    from trainables.eval_config import preset_config
+    from trainables.evaluation import Evaluation, run_evaluation
+
+    config = preset_config(
+        "cifar10", "DARTS_V2", dataset="digits", layers=3, init_channels=8, epochs=2,
+        batch_size=32, steps_per_epoch=3, drop_path=0.0,
+    )
+    cpu = run_evaluation(config.replace(epochs=1))[0]
+    gpu = Evaluation(config, "cuda")
+    first = gpu.run_epoch()
+    assert first[R.TRAIN_LOSS] == pytest.approx(cpu[R.TRAIN_LOSS], rel=1e-3)
+    assert first[R.TEST_ACC] == pytest.approx(cpu[R.TEST_ACC], abs=1.0)
+    gpu.save(tmp_path)
+    resumed = Evaluation(config, "cuda")
+    resumed.restore(tmp_path)
+    assert resumed.epoch == 1 and next(resumed.model.parameters()).is_cuda
+    assert resumed.run_epoch()[R.EPOCH] == 2
