@@ -6,6 +6,9 @@
                    [--max-failures N] [--epochs N] [--seeds N] [--data-dir DIR]
                    [--benchmark-dir DIR] [--name NAME] [--eager]
     study tune SPEC [--dry-run] [--storage URL] [--results DIR] [... the cluster options of run]
+    study evaluate (RESULTS [--experiment NAME] | GENOTYPE ...) --preset cifar10|imagenet
+                   [--reference NAME ...] [--seeds N] [--set KEY=VALUE ...] [--workers N]
+                   [--dry-run] [... the cluster options of run, without --benchmark-dir/--eager]
     study tables RESULTS [--table NAME] [--format markdown|latex|csv] [--experiment NAME ...]
                          [--benchmark-dir DIR] [--with-reported] [--skip-bad-files]
     study plots RESULTS --out DIR [--experiment NAME ...] [--skip-bad-files]
@@ -26,6 +29,10 @@ pyarrow, matplotlib); ``grids`` and ``run`` need the ``search`` and ``study``
 extras, and say so when they are missing. ``run --dry-run`` ends with the grid's estimated
 GPU-hours and wall time (``study.cost``). ``run`` (with or without ``--dry-run``) warns on stderr,
 before Ray starts, about settings ``study.checks`` flags (e.g. sigmoid with α weight decay).
+``evaluate`` trains DARTS genotypes from scratch (``study.evaluate``, docs/evaluation.md): a
+search experiment's final genotypes, written beside it as ``<search>-eval-<preset>``, or genotype
+strings and published names, as ``eval-<preset>``; ``tables --table evaluation`` prints their
+table.
 """
 
 from __future__ import annotations
@@ -526,13 +533,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _print_evaluations(configs: Sequence[EvalConfig], options: RunOptions, experiment: str) -> None:
     """Each evaluation trial, then each network's size in the units of the papers' tables."""
-    from trainables.eval_config import PRESETS
+    from trainables.eval_config import NAMED_BY_ARCH, PRESETS
     from trainables.evaluation import network_cost
 
     preset = PRESETS[configs[0].preset]
     for index, config in enumerate(configs):
+        hidden = (*NAMED_BY_ARCH, "preset", "arch")
         changed = {k: v for k, v in config.to_dict().items()
-                   if k not in ("genotype", "preset", "arch") and preset.get(k, v) != v}
+                   if k not in hidden and preset.get(k, v) != v}
         fields = " ".join(f"{k}={v}" for k, v in changed.items() if v != "")
         print(f"[{index:>4}] {config.arch} seed={config.seed} {fields}".rstrip())
     print("\n| architecture | FLOPs/M | Params/M |\n|---|---|---|")

@@ -17,7 +17,7 @@ from study.results import DISK_FULL_EXIT, ParquetResultsWriter, storage_failure_
 from study.runner import RunOptions, build_tuner, experiment_path, grid_axes, ray_cluster
 from trainables import records as R
 from trainables.config import SearchConfig
-from trainables.eval_config import EvalConfig
+from trainables.eval_config import NAMED_BY_ARCH, EvalConfig
 
 
 def run_experiment(
@@ -55,8 +55,9 @@ def run_experiment(
                 ]
                 if not options.verbose:
                     accuracy = ("top-1", R.TEST_ACC) if evaluation else None
+                    fields = [f for f in grid_axes(configs) if f not in NAMED_BY_ARCH]
                     callbacks.append(ProgressDisplay(
-                        experiment, total=len(only), fields=grid_axes(configs), accuracy=accuracy
+                        experiment, total=len(only), fields=fields, accuracy=accuracy
                     ))
                 results = fit(build_tuner(configs, options, experiment, callbacks, only),
                               experiment, locations)

@@ -156,6 +156,9 @@ def normalise_genotype(text: str) -> str:
 
 
 EVAL_FIELD_TYPES: dict[str, FieldType] = field_types(EvalConfig)
+# Fields that ``arch`` already names (a long genotype string, its source): progress lines and
+# listings show ``arch`` instead.
+NAMED_BY_ARCH = ("genotype", "source_experiment", "source_trial_id")
 
 # Unit and meaning of every field (docs/results.md's evaluation table is generated from these).
 EVAL_FIELD_DOCS: dict[str, tuple[str, str]] = {
