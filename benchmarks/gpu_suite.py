@@ -1,5 +1,5 @@
 """One-command GPU benchmark suite: search step (eager / fast path / reference), calibration of
-the cost model, packing, a real ``study run``, the DARTS space, and ``torch.compile``.
+the cost model, packing, a real ``study run``, the DARTS space, the evaluation presets, and ``torch.compile``.
 
     python benchmarks/gpu_suite.py [--out DIR] [--quick] [--device cuda|cpu]
                                    [--budget-seconds 330] [--parts tests,steps,...]
@@ -28,7 +28,11 @@ parts get what is left, and a part whose minimum no longer fits is skipped):
    ``exec_path``.
 6. ``darts``: DARTS space, CIFAR stem (eager vs fast, single and bi-first) and ImageNet stem at
    batch 360, 224x224 (eager, strategy on device tensors), step time and peak memory.
-7. ``compile``: ``torch.compile`` of the NB201 model (default and ``reduce-overhead``) inside
+7. ``evaluation``: ``study evaluate``'s presets with DARTS-V2: the ``cifar10`` preset's training
+   step and test time through ``Evaluation.run_epoch`` (synthetic 32 px data) and the
+   ``imagenet`` preset network's training step at batch 256 per GPU (224 px device tensors),
+   peak memory, and the GPU-hours they imply for the presets' 600 and 250 epochs.
+8. ``compile``: ``torch.compile`` of the NB201 model (default and ``reduce-overhead``) inside
    the eager single-level strategy, each mode time-boxed in its own process.
 
 Outputs in ``--out``: ``gpu_suite.json`` (every figure), ``gpu_benchmarks.md`` (the markdown
@@ -132,6 +136,14 @@ class Sizes:
     inet_steps: int
     compile_warm: int  # first calls timed as "compile + warm-up"
     compile_steps: int
+    eval_layers: int  # the cifar10 evaluation preset's network (14 cells, 36 channels)
+    eval_channels: int
+    eval_batch: int
+    eval_steps: int  # timed training steps of the evaluation (after a warm-up epoch)
+    eval_test: int  # test images of the evaluation's synthetic data
+    inet_eval_layers: int  # the imagenet evaluation preset's network (14 cells, 48 channels)
+    inet_eval_channels: int
+    inet_eval_batch: int  # images per GPU (the preset's 1024 over 4 GPUs)
 
 
 GPU = Sizes(
@@ -141,7 +153,9 @@ GPU = Sizes(
     pack_ready_timeout=45.0, study_channels=16, study_depth=5, study_cap=20, study_batch=64,
     study_epochs=2, darts_channels=16, darts_depth=8, darts_batch=64, darts_cap=10,
     darts_held_out=512, inet_batch=360, inet_half=180, inet_classes=1000, inet_warmup=3,
-    inet_steps=5, compile_warm=3, compile_steps=30,
+    inet_steps=5, compile_warm=3, compile_steps=30, eval_layers=14, eval_channels=36,
+    eval_batch=128, eval_steps=20, eval_test=2048, inet_eval_layers=14, inet_eval_channels=48,
+    inet_eval_batch=256,
 )  # fmt: skip
 QUICK = Sizes(
     channels=4, depth=1, batch=16, big_batch=32, fast_cap=2, eager_cap=2, timed_epochs=1,
@@ -150,6 +164,8 @@ QUICK = Sizes(
     study_channels=4, study_depth=1, study_cap=2, study_batch=16, study_epochs=2,
     darts_channels=4, darts_depth=3, darts_batch=8, darts_cap=2, darts_held_out=16, inet_batch=2,
     inet_half=1, inet_classes=10, inet_warmup=1, inet_steps=1, compile_warm=2, compile_steps=3,
+    eval_layers=3, eval_channels=4, eval_batch=8, eval_steps=2, eval_test=16, inet_eval_layers=3,
+    inet_eval_channels=4, inet_eval_batch=2,
 )  # fmt: skip
 
 
@@ -169,6 +185,7 @@ PARTS = (
     PartSpec("packing", 60, 25, 400),
     PartSpec("study_run", 60, 35, 600),
     PartSpec("darts", 50, 20, 400),
+    PartSpec("evaluation", 45, 20, 400),
     PartSpec("compile", 200, 30, 700, optional=True),
 )
 PART_NAMES = tuple(p.name for p in PARTS)
@@ -1119,6 +1136,106 @@ def _eval_per_image(model: Any, device: str, batch: int) -> float:
     return seconds / n
 
 
+# ---------------------------------------------------------------------------------------------
+# 7. evaluation: a genotype trained from scratch (study evaluate's presets)
+# ---------------------------------------------------------------------------------------------
+CIFAR10_STEPS_PER_EPOCH = 50_000 // 128  # the cifar10 preset: 50k images, batch 128
+IMAGENET_IMAGES = 1_281_167
+
+
+def part_evaluation(ctx: Ctx) -> int:
+    """DARTS-V2 trained with the evaluation presets: the cifar10 preset's training step and test
+    time through ``Evaluation.run_epoch`` on synthetic device-resident 32 px data (auxiliary
+    head, cutout, drop-path at half its final value), and the imagenet preset network's training
+    step on random 224 px device tensors (no JPEG decoding)."""
+    ctx.rec.set("facts", torch_facts(ctx.device))
+    for name, measure in (("cifar10", _evaluation_cifar), ("imagenet", _evaluation_imagenet)):
+        if ctx.gpu and ctx.left() < 12:
+            ctx.rec.note(f"evaluation {name} not run: {ctx.left():.0f} s left in the part")
+            continue
+        try:
+            ctx.rec.set(name, measure(ctx))
+        except Exception as exc:
+            ctx.rec.error(f"evaluation {name}", exc)
+        memory_reset(ctx.device)
+    return 0
+
+
+def _evaluation_cifar(ctx: Ctx) -> dict[str, Any]:
+    from trainables.datasets.base import EvaluationDataset
+    from trainables.eval_config import preset_config
+    from trainables.evaluation import Evaluation
+
+    s = ctx.sizes
+    data = synthetic_dataset(10, 32, s.eval_steps * s.eval_batch, s.eval_test)
+    dataset = EvaluationDataset(
+        name="synthetic", train=data.train, test=data.held_out, num_classes=10, mean=data.mean,
+        std=data.std, crop_padding=4, input_size=32,
+    )  # fmt: skip
+    config = preset_config(
+        "cifar10", "DARTS_V2", dataset="synthetic", layers=s.eval_layers,
+        init_channels=s.eval_channels, batch_size=s.eval_batch, epochs=4,
+    )  # fmt: skip
+    base = memory_reset(ctx.device)
+    evaluation = Evaluation(config, ctx.device, dataset)
+    evaluation.run_epoch()  # warm-up (cuDNN autotuning, allocator)
+    evaluation.epoch = 2  # drop-path 0.15, half its final value, as mid-training
+    record = evaluation.run_epoch()
+    step = record["train_seconds"] / record["steps"]
+    test_per_image = (record["epoch_seconds"] - record["train_seconds"]) / s.eval_test
+    epoch = step * CIFAR10_STEPS_PER_EPOCH + test_per_image * 10_000
+    print(f"evaluation cifar10: {step:.4f} s/step", flush=True)
+    return {
+        "layers": s.eval_layers, "channels": s.eval_channels, "batch": s.eval_batch,
+        "step_seconds": step, "images_per_sec": s.eval_batch / step,
+        "test_seconds_per_image": test_per_image, "epoch_seconds": epoch,
+        "preset_gpu_hours": epoch * 600 / 3600, "peak_mib": memory_peak_mib(ctx.device, base),
+        "params": record["params"],
+    }  # fmt: skip
+
+
+def _evaluation_imagenet(ctx: Ctx) -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    from trainables.eval_config import preset_config
+    from trainables.evaluation import build_network
+
+    s, device = ctx.sizes, ctx.device
+    config = preset_config(
+        "imagenet", "DARTS_V2", layers=s.inet_eval_layers, init_channels=s.inet_eval_channels
+    )
+    base = memory_reset(device)
+    torch.manual_seed(0)
+    model = build_network(config, s.inet_classes).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=3e-5)
+    batch = s.inet_eval_batch
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    y = torch.randint(0, s.inet_classes, (batch,), device=device)
+
+    def step() -> object:
+        logits, aux = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=0.1)
+        loss = loss + 0.4 * F.cross_entropy(aux, y, label_smoothing=0.1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        return loss
+
+    for _ in range(s.inet_warmup):
+        step()
+    seconds = time_steps(step, s.inet_steps, device)
+    per_gpu_epoch = IMAGENET_IMAGES / batch * seconds
+    print(f"evaluation imagenet batch {batch}: {seconds:.3f} s/step", flush=True)
+    return {
+        "layers": s.inet_eval_layers, "channels": s.inet_eval_channels, "batch": batch,
+        "classes": s.inet_classes, "step_seconds": seconds, "images_per_sec": batch / seconds,
+        "epoch_gpu_hours": per_gpu_epoch / 3600, "preset_gpu_hours": per_gpu_epoch * 250 / 3600,
+        "peak_mib": memory_peak_mib(device, base),
+    }  # fmt: skip
+
+
 COMPILE_MODES = ("reduce-overhead", "default")  # CUDA graphs first: the fast path's rival
 
 
@@ -1207,6 +1324,7 @@ PART_FUNCS: dict[str, Callable[[Ctx], int]] = {
     "packing": part_packing,
     "study_run": part_study_run,
     "darts": part_darts,
+    "evaluation": part_evaluation,
     "compile": part_compile,
     "packing_worker": part_packing_worker,
     "compile_variant": part_compile_variant,
@@ -1219,7 +1337,9 @@ def run_part(args: argparse.Namespace) -> int:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="gpu_suite_"))
     deadline = args.deadline or time.time() + 600
     ctx = Ctx(args.device, args.quick, deadline, work, rec, QUICK if args.quick else GPU, args)
-    if args.part in ("steps", "calibration", "packing_worker", "darts", "compile_variant"):
+    if args.part in (
+        "steps", "calibration", "packing_worker", "darts", "evaluation", "compile_variant"
+    ):
         import torch
 
         # One intra-op thread where several processes share the cores (packing workers, as a
@@ -1572,6 +1692,7 @@ def render_markdown(report: dict[str, Any], calibration: dict[str, Any]) -> str:
     lines += _md_packing(report, measure)
     lines += _md_study(report, measure)
     lines += _md_darts(report, measure)
+    lines += _md_evaluation(report, measure)
     lines += _md_compile(report, measure)
     lines += _md_calibration(report, calibration)
     problems = [s for s in (_status_line(report, n) for n in PART_NAMES) if s]
@@ -1732,6 +1853,31 @@ def _md_darts(report: dict[str, Any], measure: bool) -> list[str]:
                      f"{inet.get('depth')} cells, {inet.get('classes')} classes, 224×224, "
                      f"single-level, eager (strategy on device tensors, no JPEG decoding): "
                      + "; ".join(bits) + ".")  # fmt: skip
+    return [*lines, ""] if lines else []
+
+
+def _md_evaluation(report: dict[str, Any], measure: bool) -> list[str]:
+    res = part_result(report, "evaluation")
+    lines: list[str] = []
+    c, i = res.get("cifar10"), res.get("imagenet")
+    if c:
+        text = (f"{_ms(c['step_seconds'])} ms/step ({_num(c['images_per_sec'])} images/s), "
+                f"test {1e3 * c['test_seconds_per_image']:.3f} ms/image, peak "
+                f"{_num((c.get('peak_mib') or 0) / 1024)} GiB: "
+                f"{_num(c['preset_gpu_hours'])} GPU-hours for the preset's 600 epochs"
+                if measure else "ran")  # fmt: skip
+        lines.append(f"Evaluation, `cifar10` preset (DARTS-V2, {c['layers']} cells, "
+                     f"{c['channels']} channels, batch {c['batch']}, auxiliary head, cutout, "
+                     f"drop-path; `Evaluation.run_epoch` on synthetic 32×32 data): {text}.")
+    if i:
+        text = (f"{_ms(i['step_seconds'])} ms/step ({_num(i['images_per_sec'])} images/s), peak "
+                f"{_num((i.get('peak_mib') or 0) / 1024)} GiB: "
+                f"{_num(i['epoch_gpu_hours'])} GPU-hours per epoch, "
+                f"{_num(i['preset_gpu_hours'])} for 250 epochs (no JPEG decoding)"
+                if measure else "ran")  # fmt: skip
+        lines.append(f"Evaluation, `imagenet` preset network (DARTS-V2, {i['layers']} cells, "
+                     f"{i['channels']} channels, {i['classes']} classes, 224×224, batch "
+                     f"{i['batch']} per GPU, auxiliary head, label smoothing): {text}.")
     return [*lines, ""] if lines else []
 
 
