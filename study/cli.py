@@ -502,7 +502,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     notes: list[str] = []
     if len(args.source) == 1 and E.is_results_location(args.source[0]):
         search, targets, notes = E.search_targets(args.source[0], args.experiment)
-        default_name, default_results = f"{search}-eval-{args.preset}", args.source[0]
+        default_name = f"{search}-eval-{args.preset}"
+        default_results = E.results_folder(args.source[0])
     elif args.experiment is not None:
         raise ValueError("--experiment names a search under a results folder; the sources "
                          f"{args.source} are not one results folder")

@@ -58,6 +58,17 @@ def is_results_location(source: str) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.Directory
 
 
+def results_folder(source: str) -> str:
+    """The ``--results`` folder that holds ``source`` (a results folder, or its ``parquet``
+    dataset root, which every reader accepts too): where evaluations of its searches go."""
+    trimmed = source.rstrip("/")
+    if trimmed.endswith(f"/{store.PARQUET_FOLDER}") or trimmed == store.PARQUET_FOLDER:
+        _, folders = store.experiment_folders(trimmed)
+        if folders:  # the dataset root itself: its parent is the results folder
+            return trimmed[: -len(store.PARQUET_FOLDER)].rstrip("/") or "."
+    return source
+
+
 def search_targets(results: str, experiment: str | None) -> tuple[str, list[Target], list[str]]:
     """(search experiment, its final DARTS genotypes, notes) from a results folder.
 

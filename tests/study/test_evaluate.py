@@ -68,6 +68,13 @@ def test_finished_darts_searches_are_the_targets_with_their_provenance(tmp_path)
                      "evaluated"]
 
 
+def test_evaluations_go_to_the_results_folder_also_when_given_its_parquet_root(tmp_path) -> None:
+    write_search(tmp_path / "res", "srch", {"a": (DARTS_SEARCH, 3, DARTS_V2.to_string())})
+    for source in ("res", "res/parquet", "res/parquet/"):
+        assert E.results_folder(str(tmp_path / source)) == str(tmp_path / "res")
+    assert E.results_folder("s3://bucket/study") == "s3://bucket/study"
+
+
 def test_a_search_source_must_be_one_darts_search_experiment(tmp_path) -> None:
     write_search(tmp_path, "nb", {"a": (SearchConfig(epochs=1), 1, "|none~0|")})
     with pytest.raises(ValueError, match="no DARTS-space searches"):
