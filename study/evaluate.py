@@ -169,7 +169,8 @@ def evaluation_configs(
     targets: Sequence[Target], preset: str, seeds: Sequence[int], changes: dict[str, Any]
 ) -> list[EvalConfig]:
     """One EvalConfig per target and seed: the preset, then ``changes``, then the target's
-    genotype and provenance (validated; a bad value raises ``ValueError`` naming it)."""
+    genotype and provenance (validated; a bad value raises ``ValueError`` naming it). A target
+    given twice (e.g. a name and ``--reference`` of the same) is one set of trials."""
     if preset not in PRESETS:
         raise ValueError(f"--preset {preset!r}: choose one of {list(PRESETS)}")
     configs = []
@@ -184,12 +185,15 @@ def evaluation_configs(
                 seed=seed,
                 **changes,
             ))
-    return configs
+    return list(dict.fromkeys(configs))
 
 
 def check_workers(configs: Sequence[EvalConfig], gpus_per_trial: float) -> None:
-    """With GPUs, a trial's data-parallel processes each need one whole GPU of the trial."""
+    """With GPUs, a trial's data-parallel processes (``workers`` > 1) each need one whole GPU
+    of the trial."""
     workers = max(c.workers for c in configs)
+    if workers == 1:  # one process: any share of a GPU (several trials may pack one)
+        return
     if gpus_per_trial > 0 and (workers > gpus_per_trial or gpus_per_trial != int(gpus_per_trial)):
         raise ValueError(
             f"workers={workers} data-parallel processes need {workers} whole GPUs per trial; "

@@ -108,6 +108,12 @@ def test_one_config_per_genotype_and_seed_from_the_preset_with_changes() -> None
         ("DARTS_V2", 0, 30, 1024), ("DARTS_V2", 1, 30, 1024),
         (targets[1].arch, 0, 30, 1024), (targets[1].arch, 1, 30, 1024),
     ]
+    twice = E.evaluation_configs([*targets[:1], *E.given_targets(["DARTS_V2"])], "cifar10",
+                                 range(1), {})
+    assert len(twice) == 1  # the same genotype named twice is trained once
+    E.check_workers(twice, 0.5)  # one process may take a share of a GPU
+    with pytest.raises(ValueError, match="set --gpus-per-trial 2"):
+        E.check_workers([twice[0].replace(workers=2)], 0.5)
     with pytest.raises(ValueError, match="warmup_epochs=5 must be fewer than epochs=3"):
         E.evaluation_configs(targets, "imagenet", range(1), {"epochs": 3})
 
