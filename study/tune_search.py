@@ -32,6 +32,7 @@ run again, so the run ends with exactly ``samples`` finished samples per cell.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import warnings
@@ -152,9 +153,11 @@ class CellStudies(Searcher):
         self._live = {}
 
     def save(self, checkpoint_path: str) -> None:
-        """Nothing to save: the Optuna database is the state (written at every event)."""
+        """Nothing to save: the Optuna database is the state (written at every event). Tune
+        still wants a file: a small JSON object naming the experiment, which the next run's
+        state check (``study.experiment.state_problems``) reads as intact."""
         with open(checkpoint_path, "w") as handle:
-            handle.write(self.experiment)
+            json.dump({"experiment": self.experiment}, handle)
 
     def restore(self, checkpoint_path: str) -> None:
         """Nothing to restore: state is rebuilt from the database (``bind``)."""

@@ -185,3 +185,19 @@ def test_the_sidecar_holds_progress_best_and_importances(tmp_path: Path) -> None
     assert set(values) == {"w_lr", "w_optimizer"}
     assert sum(values.values()) == pytest.approx(1.0)  # Optuna normalises importances to sum 1
     assert json.loads((tmp_path / "pq" / "experiment=unit" / store.TUNING_FILE).read_text())
+
+
+def test_the_searchers_saved_state_reads_as_intact_to_the_next_runs_state_check(tmp_path):
+    """Tune saves the searcher as ``searcher-state-<stamp>.pkl`` at every snapshot; a driver
+    killed after one must still resume (the state check once took its plain text for damaged
+    JSON and refused the rerun)."""
+    import pyarrow.fs as pafs
+
+    from study.experiment import state_problems
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    (folder / "tuner.pkl").write_bytes(pickle.dumps({"tuner": 1}))
+    (folder / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    searcher(make_spec(tmp_path), tmp_path).save(str(folder / "searcher-state-2026-01-01_00-00-00.pkl"))
+    assert state_problems(pafs.LocalFileSystem(), str(folder)) == []
