@@ -119,6 +119,12 @@ def given_targets(texts: Iterable[str]) -> list[Target]:
     string is labelled ``genotype-<8 hex of its canonical form>``."""
     targets = []
     for text in texts:
+        if not text.strip().startswith("Genotype(") and ("/" in text or text.startswith(".")):
+            raise ValueError(
+                f"{text!r} is not a results folder (nothing there) and not a genotype: give the "
+                "--results folder of a DARTS-space search, 'Genotype(...)' strings or published "
+                f"names ({', '.join(PUBLISHED)})"
+            )
         genotype = normalise_genotype(text)
         if not genotype:
             raise ValueError(f"empty genotype {text!r}")

@@ -133,6 +133,7 @@ def test_dry_run_lists_the_trials_and_each_networks_size(tmp_path, capsys) -> No
     ("args", "message"),
     [
         (["DARTS_V3", "--preset", "cifar10"], "neither a DARTS Genotype"),
+        (["no/such/results", "--preset", "cifar10"], "'no/such/results' is not a results folder"),
         (["DARTS_V2", "--preset", "cifar10", "--set", "lr=-1"], "lr=-1.0 must be > 0"),
         (["DARTS_V2", "--preset", "cifar10", "--workers", "2", "--gpus-per-trial", "1"],
          "set --gpus-per-trial 2"),
