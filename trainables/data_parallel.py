@@ -86,8 +86,10 @@ def run_data_parallel(
         evaluation = Evaluation(config, device, rank=0, world=world)
         if restore is not None:
             restore(evaluation)
-        shared: list[Any] = [_on_cpu(evaluation.restored_state)]
+        shared: list[Any] = [evaluation.restored_state]  # loaded onto the CPU by ``restore``
         dist.broadcast_object_list(shared, src=0)
+        evaluation.restored_state = None  # the others have it: hold no copy for the training
+        del shared
         while not evaluation.done:
             record = evaluation.run_epoch()
             report(record, evaluation, evaluation.state_dict())
@@ -159,14 +161,3 @@ def _die_with_parent() -> None:
         return
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _on_cpu(value: Any) -> Any:
-    """``value`` with every tensor moved to the CPU (a broadcast object must not name a GPU)."""
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if isinstance(value, dict):
-        return {key: _on_cpu(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_on_cpu(item) for item in value)
-    return value

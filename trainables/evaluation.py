@@ -179,7 +179,8 @@ class Evaluation:
         torch.manual_seed(config.seed + 2 + rank * _RANK_SEED_STRIDE)  # drop-path masks
         self.epoch = 0
         self.diverged = False
-        self.restored_state: dict[str, Any] | None = None  # what ``restore`` loaded, for the others
+        # What ``restore`` loaded (on the CPU), for rank 0 to hand to the other processes.
+        self.restored_state: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
