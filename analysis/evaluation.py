@@ -62,7 +62,14 @@ import pandas as pd
 from analysis.frame import LOCATION_FIELDS, with_labels
 from analysis.results import load_evaluations, load_results
 from analysis.store import CONFIG_COLUMNS, experiment_folders, experiment_kind
-from analysis.tables import DATASET_TITLES, STAT_COLUMNS, Table, display_value, final_epochs
+from analysis.tables import (
+    DATASET_TITLES,
+    STAT_COLUMNS,
+    Table,
+    display_value,
+    final_epochs,
+    typed_stats,
+)
 from trainables import records as R
 from trainables.config import ACTIVATIONS
 from trainables.eval_config import EVAL_DATASETS, EvalConfig, normalise_genotype
@@ -411,7 +418,7 @@ def _stats(runs: pd.DataFrame, row_columns: list[str]) -> pd.DataFrame:
     order, metrics as ``METRICS``."""
     columns = [*row_columns, *STAT_COLUMNS]
     if runs.empty:
-        return _typed(pd.DataFrame(columns=columns))
+        return typed_stats(pd.DataFrame(columns=columns))
     labels = runs[row_columns].map(display_value).astype(str)
     datasets = _ordered_datasets(runs["dataset"])
     records: list[dict[str, object]] = []
@@ -434,15 +441,7 @@ def _stats(runs: pd.DataFrame, row_columns: list[str]) -> pd.DataFrame:
                     "std": float(valued.std(ddof=1)) if spread else math.nan,
                     "n": len(valued), "trials": len(part),
                 })
-    return _typed(pd.DataFrame(records, columns=columns))
-
-
-def _typed(stats: pd.DataFrame) -> pd.DataFrame:
-    stats["mean"] = stats["mean"].astype(float)
-    stats["std"] = stats["std"].astype(float)
-    stats["n"] = stats["n"].astype("Int64")
-    stats["trials"] = stats["trials"].astype("Int64")
-    return stats
+    return typed_stats(pd.DataFrame(records, columns=columns))
 
 
 def _ordered_datasets(values: pd.Series) -> list[str]:

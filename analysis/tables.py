@@ -790,7 +790,7 @@ def tuning_table(df: pd.DataFrame, tuning: Tuning | None = None, top_k: int | No
         title="Tuning: best objective, its hyperparameters and the top-k mean ± sample std per "
         "tuned cell",
         row_columns=TUNING_ROWS,
-        stats=_counts_as_int(stats),
+        stats=typed_stats(stats),
         notes=tuple(notes),
         count_column=None,
     )
@@ -874,13 +874,14 @@ def importance_table(tuning: Tuning | None) -> Table:
     return Table(
         title="Tuning: hyperparameter importance per tuned cell (Optuna, normalised to sum to 1)",
         row_columns=IMPORTANCE_ROWS,
-        stats=_counts_as_int(stats),
+        stats=typed_stats(stats),
         notes=tuple(notes),
         count_column=None,
     )
 
 
-def _counts_as_int(stats: pd.DataFrame) -> pd.DataFrame:
+def typed_stats(stats: pd.DataFrame) -> pd.DataFrame:
+    """``Table.stats`` with its dtypes: mean and std float, the counts nullable ints."""
     stats["mean"] = stats["mean"].astype(float)
     stats["std"] = stats["std"].astype(float)
     stats["n"] = stats["n"].astype("Int64")

@@ -90,10 +90,15 @@ PUBLISHED: dict[str, DartsGenotype] = {
 }
 
 
-def published_genotype(name: str) -> DartsGenotype:
-    """The published genotype called ``name`` (any case, '-' or '_'); ``KeyError`` listing the
-    names otherwise."""
+def published_name(name: str) -> str:
+    """The ``PUBLISHED`` key that ``name`` spells (any case, '-' or '_'); ``KeyError`` listing
+    the names otherwise."""
     key = name.strip().upper().replace("-", "_")
     if key not in PUBLISHED:
         raise KeyError(f"no published genotype {name!r}; known: {', '.join(PUBLISHED)}")
-    return PUBLISHED[key]
+    return key
+
+
+def published_genotype(name: str) -> DartsGenotype:
+    """The published genotype called ``name`` (``published_name``'s spellings)."""
+    return PUBLISHED[published_name(name)]

@@ -294,12 +294,15 @@ def _results_arguments(parser: argparse.ArgumentParser, *, skip_bad_files: bool 
     )
 
 
-def _load(args: argparse.Namespace, alphas: bool):  # -> pd.DataFrame (pandas imported lazily)
+def _load(
+    args: argparse.Namespace, alphas: bool, experiments: list[str] | None = None
+):  # -> pd.DataFrame (pandas imported lazily)
+    """The search rows of RESULTS: of ``experiments`` when given, else of ``--experiment``."""
     from analysis.results import load_results
 
     return load_results(
         args.results,
-        experiments=args.experiment,
+        experiments=experiments if experiments is not None else args.experiment,
         on_bad_file="skip" if args.skip_bad_files else "raise",
         alphas=alphas,
     )
@@ -315,10 +318,10 @@ def _tables(args: argparse.Namespace) -> int:
     kinds = _experiments_by_kind(args.results, args.experiment)
     tables = []
     if args.table != "evaluation" and (kinds["search"] or args.table != "all"):
-        args.experiment = kinds["search"] if args.experiment is not None else None
-        df = _load(args, alphas=False)  # tables need no α
+        searches = kinds["search"] if args.experiment is not None else None
+        df = _load(args, alphas=False, experiments=searches)  # tables need no α
         names = None if args.table == "all" else [args.table]
-        tuning = store.read_tuning(args.results, args.experiment)  # study tune's sidecars
+        tuning = store.read_tuning(args.results, searches)  # study tune's sidecars
         tables += paper_tables(df, names, args.benchmark_dir, tuning=tuning,
                                with_reported=args.with_reported)
     if args.table in ("all", "evaluation") and (kinds["evaluation"] or args.table != "all"):

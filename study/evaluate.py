@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis import store
-from search_spaces.published import PUBLISHED, published_genotype
+from search_spaces.published import PUBLISHED, published_name
 from trainables import records as R
 from trainables.config import shown
 from trainables.eval_config import (
@@ -131,7 +131,7 @@ def given_targets(texts: Iterable[str]) -> list[Target]:
         if text.strip().startswith("Genotype("):
             label = f"genotype-{hashlib.sha1(genotype.encode()).hexdigest()[:8]}"
         else:
-            label = next(name for name, g in PUBLISHED.items() if g == published_genotype(text))
+            label = published_name(text)
         targets.append(Target(label, genotype))
     return targets
 
