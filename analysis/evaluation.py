@@ -218,9 +218,9 @@ def _read_searches(root: str | os.PathLike[str], named: list[str]
         return None, {}
     fs, folders = experiment_folders(root)
     unreadable = {name: "is not under the root" for name in named if name not in folders}
-    unreadable |= {name: f"holds {experiment_kind(fs, folders[name])} results, not a search"
-                   for name in named
-                   if name in folders and experiment_kind(fs, folders[name]) != "search"}
+    kinds = {name: experiment_kind(fs, folders[name]) for name in named if name in folders}
+    unreadable |= {name: f"holds {kind} results, not a search"
+                   for name, kind in kinds.items() if kind != "search"}
     present = [name for name in named if name not in unreadable]
     if not present:
         return None, unreadable

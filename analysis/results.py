@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -51,10 +51,11 @@ from analysis.store import (
     TRIAL_KEY,
     ResultFormat,
     experiment_folders,
-    experiment_kind,
+    metadata_kind,
+    metadata_superseded,
     part_files,
+    read_metadata,
     result_format,
-    superseded_trials,
 )
 
 PART_GLOB = f"{EXPERIMENT_PREFIX}*/{PART_PREFIX}*{PART_SUFFIX}"
@@ -95,11 +96,11 @@ def load_results(
     if isinstance(experiments, str):
         experiments = [experiments]
     fmt = result_format(kind)
-    fs, folders = _folders_of_kind(root, experiments, fmt)
+    fs, folders, sidecars = _folders_of_kind(root, experiments, fmt)
     files = _part_files(fs, folders, root)
     skipped = set() if alphas else set(ALPHA_COLUMNS)
     tables = []
-    superseded = {name: superseded_trials(fs, folder) for name, folder in folders.items()}
+    superseded = {name: metadata_superseded(sidecars[name]) for name in folders}
     for experiment, path in files:
         table = _read_part(fs, path, experiment, on_bad_file, skipped)
         if table is not None and superseded[experiment]:  # started again: rows of the new trial
@@ -147,11 +148,12 @@ def load_evaluations(
 # ---------------------------------------------------------------------- listing
 def _folders_of_kind(
     root: str | os.PathLike, experiments: Sequence[str] | None, fmt: ResultFormat
-) -> tuple[pafs.FileSystem, dict[str, str]]:
+) -> tuple[pafs.FileSystem, dict[str, str], dict[str, dict[str, Any]]]:
     """The experiment folders of result kind ``fmt.kind`` (all of them, or ``experiments``,
-    each of which must be of that kind)."""
+    each of which must be of that kind) and their sidecars, each read once."""
     fs, folders = experiment_folders(root, experiments)
-    kinds = {name: experiment_kind(fs, folder) for name, folder in folders.items()}
+    sidecars = {name: read_metadata(fs, folder) for name, folder in folders.items()}
+    kinds = {name: metadata_kind(sidecar) for name, sidecar in sidecars.items()}
     if experiments is not None:
         wrong = {name: k for name, k in kinds.items() if k != fmt.kind}
         if wrong:
@@ -164,7 +166,7 @@ def _folders_of_kind(
     folders = {name: folder for name, folder in folders.items() if kinds[name] == fmt.kind}
     if not folders:
         raise FileNotFoundError(f"no {fmt.kind} experiments under {root!s}")
-    return fs, folders
+    return fs, folders, sidecars
 
 
 def _part_files(

@@ -425,7 +425,9 @@ def record_run(
     write_text_atomic(fs, path, json.dumps(metadata, indent=2, sort_keys=False))
 
 
-def _read_metadata(fs: pafs.FileSystem, folder: str) -> dict[str, Any]:
+def read_metadata(fs: pafs.FileSystem, folder: str) -> dict[str, Any]:
+    """The experiment sidecar ``_metadata.json`` in ``folder`` ({} when missing or unreadable);
+    ``metadata_kind`` and ``metadata_superseded`` read it."""
     text = read_text(fs, f"{folder}/{METADATA_FILE}")
     if text is None:
         return {}
@@ -445,7 +447,7 @@ def record_superseded(
     --restart``)."""
     fs.create_dir(folder, recursive=True)
     path = f"{folder}/{METADATA_FILE}"
-    metadata = _read_metadata(fs, folder)
+    metadata = read_metadata(fs, folder)
     metadata.setdefault("experiment", experiment)
     marked = metadata.setdefault("superseded", {})
     now = utc_now().isoformat(timespec="seconds")
@@ -454,17 +456,27 @@ def record_superseded(
     write_text_atomic(fs, path, json.dumps(metadata, indent=2, sort_keys=False))
 
 
-def experiment_kind(fs: pafs.FileSystem, folder: str) -> str:
-    """The result kind of the experiment in ``folder``: its sidecar's ``kind``; 'search' when
-    the sidecar is missing or names none (experiments written before there were other kinds)."""
-    kind = _read_metadata(fs, folder).get("kind", SEARCH.kind)
+def metadata_kind(metadata: Mapping[str, Any]) -> str:
+    """The result kind a sidecar names; 'search' when it names none (experiments written before
+    there were other kinds, or without a sidecar)."""
+    kind = metadata.get("kind", SEARCH.kind)
     return kind if kind in FORMATS else SEARCH.kind
+
+
+def metadata_superseded(metadata: Mapping[str, Any]) -> frozenset[str]:
+    """Trial ids a sidecar marks superseded (``record_superseded``)."""
+    marked = metadata.get("superseded", {})
+    return frozenset(str(t) for t in marked) if isinstance(marked, dict) else frozenset()
+
+
+def experiment_kind(fs: pafs.FileSystem, folder: str) -> str:
+    """The result kind of the experiment in ``folder`` (``metadata_kind`` of its sidecar)."""
+    return metadata_kind(read_metadata(fs, folder))
 
 
 def superseded_trials(fs: pafs.FileSystem, folder: str) -> frozenset[str]:
     """Trial ids of the experiment in ``folder`` marked superseded (``record_superseded``)."""
-    marked = _read_metadata(fs, folder).get("superseded", {})
-    return frozenset(str(t) for t in marked) if isinstance(marked, dict) else frozenset()
+    return metadata_superseded(read_metadata(fs, folder))
 
 
 def write_tuning(fs: pafs.FileSystem, folder: str, payload: dict[str, Any]) -> None:
