@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 import pytest
 import torch
+
+try:  # the 'test' extra; a GPU machine running only `pytest -m gpu` may lack it
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    pass
+else:
+    # Property tests: deterministic and quick, the same examples on every run, no example
+    # database on disk. A test asks for more or fewer examples with @settings(max_examples=).
+    settings.register_profile(
+        "project",
+        max_examples=80,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.load_profile("project")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -29,3 +50,30 @@ def ray_local():
     )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path) -> Iterator[Callable[[int], Path]]:
+    """``small_tmpfs(mib)``: a fresh tmpfs of ``mib`` MiB under ``tmp_path`` (a real full disk;
+    needs root and mount rights, the test is skipped otherwise), unmounted after the test."""
+    mounted: list[Path] = []
+
+    def mount(mib: int) -> Path:
+        folder = tmp_path / f"small{len(mounted)}"
+        folder.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode:
+            pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    try:
+        yield mount
+    finally:
+        for folder in mounted:
+            subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -14,7 +14,6 @@ import errno
 import math
 import os
 import pickle
-import subprocess
 from collections import namedtuple
 from pathlib import Path
 from types import SimpleNamespace
@@ -397,22 +396,9 @@ def test_ray_failing_to_read_its_own_files_counts_only_on_a_nearly_full_disk(
 
 # ---------------------------------------------------------------------- a real full disk
 @pytest.fixture
-def small_disk(tmp_path) -> Path:
-    """A 4 MiB tmpfs (needs root and mount rights; skipped otherwise), unmounted afterwards."""
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
+def small_disk(small_tmpfs) -> Path:
+    """A 4 MiB tmpfs (``small_tmpfs``; skipped where it cannot be mounted)."""
+    return small_tmpfs(4)
 
 
 def _fill(folder: Path, leave: int) -> Path:

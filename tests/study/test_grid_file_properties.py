@@ -17,40 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from analysis.store import check_experiment_name
 from study.grid_files import TABLES
 from study.grids import build_grid
 from study.tune_spec import DIRECTIONS, EPOCHS, NOT_TUNABLE, SAMPLERS, load_tune_spec
-from trainables.config import (
-    ACTIVATIONS,
-    DATASETS,
-    FIELD_TYPES,
-    LEVELS,
-    OPTIMIZERS,
-    SPACES,
-    SearchConfig,
-    config_key,
-)
+from trainables.config import FIELD_CHOICES, FIELD_TYPES, SearchConfig, config_key
 
-# Deterministic and quick: the same examples on every run, no example database on disk.
-PROPERTY = settings(
-    max_examples=80,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 FIELDS = SearchConfig.field_names()
+# The choice fields the documents set, with their allowed values.
 CHOICES = {
-    "space": SPACES,
-    "dataset": DATASETS,
-    "level": LEVELS,
-    "activation": ACTIVATIONS,
-    "w_optimizer": OPTIMIZERS,
-    "arch_optimizer": OPTIMIZERS,
+    name: FIELD_CHOICES[name]
+    for name in ("space", "dataset", "level", "activation", "w_optimizer", "arch_optimizer")
 }
 # The fields the documents set: a few of each kind keep valid documents frequent.
 DOC_FIELDS = (*CHOICES, "seed", "epochs", "depth", "w_lr", "w_lr_min", "alpha_init", "w_nesterov",
@@ -400,7 +380,6 @@ def check_grid(doc: dict[str, Any], configs: list[SearchConfig]) -> None:
 
 
 # ------------------------------------------------------------------------------ properties
-@PROPERTY
 @given(doc=grid_docs())
 @example(doc={})  # was one default search
 @example(doc={"name": "x"})  # was one default search
@@ -423,7 +402,7 @@ def test_grid_file_gives_valid_configs_or_names_file_and_table(
     check_grid(doc, configs)
 
 
-@settings(PROPERTY, max_examples=150)
+@settings(max_examples=150)
 @given(data=RAW_TEXTS)
 @example(data=b"")  # was one default search
 @example(data=b"# only a comment\n\n  \t\n")  # was one default search
@@ -445,7 +424,7 @@ def test_any_bytes_as_a_grid_file(files: Path, data: bytes) -> None:
 TUNE = {"samples": 2, "objective": "valid_acc", "params": {"w_lr": {"low": 1e-3, "high": 0.1}}}
 
 
-@settings(PROPERTY, max_examples=60)
+@settings(max_examples=60)
 @given(doc=tune_docs())
 @example(doc={"tune": {**TUNE, "seed": 2**32}})  # was accepted: Optuna's samplers refuse it
 @example(  # was OverflowError

@@ -8,7 +8,6 @@ import errno
 import json
 import math
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -258,22 +257,9 @@ def test_is_disk_full() -> None:
 
 
 @pytest.fixture
-def small_disk(tmp_path) -> Path:
-    """A 1 MiB tmpfs (needs root and mount rights; skipped otherwise), unmounted afterwards."""
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
+def small_disk(small_tmpfs) -> Path:
+    """A 1 MiB tmpfs (``small_tmpfs``; skipped where it cannot be mounted)."""
+    return small_tmpfs(1)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from trainables.config import (
@@ -24,14 +24,6 @@ from trainables.config import (
     dedupe,
 )
 
-# Deterministic and quick: the same examples on every run, no example database on disk.
-PROPERTY = settings(
-    max_examples=80,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 FIELDS = SearchConfig.field_names()
 CHOICES = FIELD_CHOICES
 INT64 = (-(2**63), 2**63 - 1)
@@ -162,7 +154,7 @@ def matches_input(config: SearchConfig, values: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------ properties
-@settings(PROPERTY, max_examples=150)
+@settings(max_examples=150)
 @given(values=config_dicts())
 @example(values={"alpha_init": 10**400})  # was OverflowError in float()
 @example(values={"w_lr": 10**400})  # was accepted, then OverflowError in config_key
@@ -184,7 +176,6 @@ def test_from_dict_gives_a_valid_config_or_a_clear_value_error(values: dict[Any,
 CHANGES = st.sampled_from(FIELDS).flatmap(lambda n: st.tuples(st.just(n), plausible(n)))
 
 
-@PROPERTY
 @given(values=config_dicts(wild=False), change=CHANGES)
 @example(values={"alpha_init": 0.0}, change=("alpha_init", -0.0))  # was two keys, equal configs
 @example(  # was one key for unequal configs (an int above 2**53 in a float field)
@@ -206,7 +197,7 @@ def test_equal_configs_and_only_they_share_a_key(
     assert len(dedupe([first, second])) == (1 if first == second else 2)
 
 
-@settings(PROPERTY, max_examples=60)
+@settings(max_examples=60)
 @given(
     base=config_dicts(wild=False),
     drop=st.lists(st.sampled_from(FIELDS), unique=True, max_size=3),
