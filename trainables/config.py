@@ -28,7 +28,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, TypeVar, overload
 
 from search_spaces.benchmark import BENCH_DATASETS
 
@@ -62,6 +62,9 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {  # the allowed values of every cho
     "train_pool": TRAIN_POOLS,
     "genotype_none": GENOTYPE_NONE,
 }
+
+
+FlatConfigT = TypeVar("FlatConfigT", bound="FlatConfig")
 
 
 class FlatConfig:
@@ -385,25 +388,36 @@ def checked_value(name: str, value: Any, kind: FieldType) -> Any:
     return value
 
 
-def config_from_trial(values: Mapping[str, Any]) -> SearchConfig:
-    """The SearchConfig of a trial's config dict, which must name every field except the
-    ``ADDED_FIELDS``: a trial whose config lost its grid entry (e.g. Tune restoring a damaged
-    experiment state with an empty config) must fail, never run a default search."""
+@overload
+def config_from_trial(values: Mapping[str, Any]) -> SearchConfig: ...
+
+
+@overload
+def config_from_trial(values: Mapping[str, Any], cls: type[FlatConfigT]) -> FlatConfigT: ...
+
+
+def config_from_trial(values: Mapping[str, Any], cls: type[FlatConfig] = SearchConfig) -> Any:
+    """The config (a ``SearchConfig``, or ``cls``: an ``EvalConfig``) of a trial's config dict,
+    which must name every field except, for a search, the ``ADDED_FIELDS``: a trial whose config
+    lost its grid entry (e.g. Tune restoring a damaged experiment state with an empty config)
+    must fail, never run a default search or evaluation."""
+    name = cls.__name__
     if not isinstance(values, Mapping):
         raise ValueError(
             f"trial config is {type(values).__name__} {shown(values)}, not a mapping of "
-            "SearchConfig fields: a trial runs only the search its grid entry names; if the "
-            "experiment state is damaged, rerun as a new experiment (another --name)"
+            f"{name} fields: a trial runs only what its grid entry names; if the experiment "
+            "state is damaged, rerun as a new experiment (another --name)"
         )
-    missing = [n for n in SearchConfig.field_names() if n not in values and n not in ADDED_FIELDS]
+    optional = ADDED_FIELDS if cls is SearchConfig else ()
+    missing = [n for n in cls.field_names() if n not in values and n not in optional]
     if missing:
         got = shown_keys(values) if values else "none"
         raise ValueError(
-            f"trial config lacks SearchConfig field(s) {missing} (got {got}):"
-            " a trial runs only the search its grid entry names, never a default one; if the "
+            f"trial config lacks {name} field(s) {missing} (got {got}):"
+            " a trial runs only what its grid entry names, never a default one; if the "
             "experiment state is damaged, rerun as a new experiment (another --name)"
         )
-    return SearchConfig.from_dict(values)
+    return cls.from_dict(values)
 
 
 def config_key(config: SearchConfig) -> str:

@@ -11,12 +11,12 @@ and alone reports. The test-only fault keys of the search trainable work here to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from ray import tune
 
+from trainables.config import config_from_trial
 from trainables.data_parallel import run_data_parallel
 from trainables.eval_config import EvalConfig
 from trainables.evaluation import Evaluation
@@ -30,21 +30,9 @@ from trainables.tune_trainable import (
 )
 
 
-def eval_config_from_trial(values: Mapping[str, Any]) -> EvalConfig:
-    """The EvalConfig of a trial's config, which must name its genotype and every field: a trial
-    runs only the evaluation its entry names, never a default one."""
-    missing = [name for name in EvalConfig.field_names() if name not in values]
-    if missing:
-        raise ValueError(
-            f"trial config lacks EvalConfig field(s) {missing}: a trial runs only the evaluation "
-            "its entry names; if the experiment state is damaged, rerun with --restart"
-        )
-    return EvalConfig.from_dict(values)
-
-
 def evaluation_trainable(config: dict[str, Any]) -> None:
     """Run the evaluation described by ``config`` inside a Tune trial."""
-    eval_config = eval_config_from_trial(search_fields(config))
+    eval_config = config_from_trial(search_fields(config), EvalConfig)
     checkpoint = tune.get_checkpoint()
     fresh_start = checkpoint is None
 

@@ -73,3 +73,12 @@ def test_bad_values_are_refused_naming_the_field(changes, message) -> None:
 def test_an_unknown_preset_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"choose one of \['cifar10', 'imagenet'\]"):
         preset_config("mnist", "DARTS_V2")
+
+
+def test_a_trial_config_without_its_entry_never_runs_a_default_evaluation() -> None:
+    from trainables.config import config_from_trial
+
+    full = preset_config("cifar10", "DARTS_V2").to_dict()
+    assert config_from_trial(full, EvalConfig) == EvalConfig.from_dict(full)
+    with pytest.raises(ValueError, match=r"trial config lacks EvalConfig field\(s\) \['seed'\]"):
+        config_from_trial({k: v for k, v in full.items() if k != "seed"}, EvalConfig)
