@@ -97,13 +97,7 @@ def compact_experiment(
     """
     fs, folders = experiment_folders(root, [check_experiment_name(experiment)])
     folder = folders[experiment]
-    files = _plan(fs, folder, experiment, min_files)
-    return _compact(fs, folder, experiment, files)
-
-
-def _format(fs: pafs.FileSystem, folder: str) -> ResultFormat:
-    """The result format of the experiment in ``folder`` (its sidecar's kind)."""
-    return result_format(experiment_kind(fs, folder))
+    return _compact(fs, folder, experiment, *_plan(fs, folder, experiment, min_files))
 
 
 def compact_results(
@@ -125,21 +119,24 @@ def compact_results(
             f"no experiment folders ({store.EXPERIMENT_PREFIX}*) under {root!s}"
         )
     plans = [(name, _plan(fs, folders[name], name, min_files)) for name in sorted(folders)]
-    return [_compact(fs, folders[name], name, files) for name, files in plans]
+    return [_compact(fs, folders[name], name, *plan) for name, plan in plans]
 
 
 # ---------------------------------------------------------------------- steps
-def _plan(fs: pafs.FileSystem, folder: str, experiment: str, min_files: int) -> list[str]:
-    """The part files to merge (empty when fewer than ``min_files``), each checked."""
+def _plan(
+    fs: pafs.FileSystem, folder: str, experiment: str, min_files: int
+) -> tuple[list[str], ResultFormat]:
+    """The part files to merge (empty when fewer than ``min_files``), each checked against the
+    experiment's format (its sidecar's kind), and that format."""
     if min_files < 1:
         raise ValueError(f"min_files={min_files} must be >= 1")
     files = store.part_files(fs, folder)
+    fmt = result_format(experiment_kind(fs, folder))
     if len(files) < min_files:
-        return []
-    fmt = _format(fs, folder)
+        return [], fmt
     for _ in _in_order(lambda path: _check_part(fs, path, experiment, fmt), files):
         pass
-    return files
+    return files, fmt
 
 
 def _check_part(fs: pafs.FileSystem, path: str, experiment: str, fmt: ResultFormat) -> None:
@@ -166,22 +163,23 @@ def _check_part(fs: pafs.FileSystem, path: str, experiment: str, fmt: ResultForm
 
 
 def _compact(
-    fs: pafs.FileSystem, folder: str, experiment: str, files: list[str]
+    fs: pafs.FileSystem, folder: str, experiment: str, files: list[str], fmt: ResultFormat
 ) -> CompactionReport:
     """Write the merged file, then delete the inputs (the crash-safe order)."""
     if not files:
         return CompactionReport(experiment, 0, 0, None)
-    output, rows = _write_merged(fs, folder, files)
+    output, rows = _write_merged(fs, folder, files, fmt)
     _delete_inputs(fs, files)
     logger.info("compacted %d part files (%d rows) into %s", len(files), rows, output)
     return CompactionReport(experiment, len(files), rows, output)
 
 
-def _write_merged(fs: pafs.FileSystem, folder: str, files: list[str]) -> tuple[str, int]:
-    """Stream every row of ``files``, in order, into one new part file written atomically;
-    returns its path and row count. The inputs are left untouched."""
+def _write_merged(
+    fs: pafs.FileSystem, folder: str, files: list[str], fmt: ResultFormat
+) -> tuple[str, int]:
+    """Stream every row of ``files``, in order, into one new part file of ``fmt`` written
+    atomically; returns its path and row count. The inputs are left untouched."""
     output = f"{folder}/{store.new_part_name(store.COMPACTED_TAG)}"
-    fmt = _format(fs, folder)
     schema = fmt.schema()
     rows = 0
 

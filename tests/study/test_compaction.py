@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "analysis"))  # the shared re
 from builders import FakeTrial, record
 
 from analysis.results import load_results
-from analysis.store import results_schema
+from analysis.store import SEARCH, results_schema
 from study import compaction
 from study.cli import EXIT_BAD_INPUT, main
 from study.compaction import CompactionReport, compact_experiment, compact_results
@@ -102,7 +102,8 @@ def test_a_crash_between_writing_and_deleting_still_reads_identically(study) -> 
     before = load_results(study)
     inputs = _parts(study)
     fs, folder = pafs.LocalFileSystem(), str(study / "experiment=exp")
-    output, rows = compaction._write_merged(fs, folder, [str(p) for p in inputs])  # no delete
+    paths = [str(p) for p in inputs]
+    output, rows = compaction._write_merged(fs, folder, paths, SEARCH)  # no delete
     assert rows == ROWS and len(_parts(study)) == FLUSHES + 1
     assert _raw(_parts(study)).num_rows == 2 * ROWS  # every row twice, as identical copies
     pd.testing.assert_frame_equal(load_results(study), before)
