@@ -23,19 +23,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow.fs as pafs
+
 from analysis import store
 from search_spaces.published import PUBLISHED, published_name
 from trainables import records as R
 from trainables.config import shown
 from trainables.eval_config import (
     EVAL_FIELD_TYPES,
+    NAMED_BY_ARCH,
     PRESETS,
     EvalConfig,
     normalise_genotype,
     preset_config,
 )
 
-PROVENANCE = ("genotype", "arch", "source_experiment", "source_trial_id", "preset", "seed")
+# Fields the command sets (the genotypes and their labels, --preset, --seeds), never --set.
+SET_BY_COMMAND = (*NAMED_BY_ARCH, "arch", "preset", "seed")
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,6 @@ def is_results_location(source: str) -> bool:
     if "://" in source:
         return True
     fs, path = store.resolve_location(source)
-    import pyarrow.fs as pafs
-
     return fs.get_file_info(path).type == pafs.FileType.Directory
 
 
@@ -145,13 +147,13 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep:
             raise ValueError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set epochs=300")
-        if key in PROVENANCE:
+        if key in SET_BY_COMMAND:
             raise ValueError(
                 f"--set {key}=...: {key} is set by the command (the genotypes, --preset, "
                 "--seeds), not by --set"
             )
         if key not in EVAL_FIELD_TYPES:
-            settable = [n for n in EvalConfig.field_names() if n not in PROVENANCE]
+            settable = [n for n in EvalConfig.field_names() if n not in SET_BY_COMMAND]
             raise ValueError(f"--set {key}: unknown setting; choose from {settable}")
         values[key] = _typed(key, text.strip())
     return values
